@@ -1,0 +1,102 @@
+// rtpxd: the rtpx media relay daemon. Reads its configuration, brings up the DPDK dataplane
+// and the control interfaces, and runs the main lcore's control loop until SIGINT/SIGTERM.
+#include <absl/strings/str_join.h>
+#include <rte_eal.h>
+#include <spdlog/spdlog.h>
+#include <CLI/CLI.hpp>
+
+#include <csignal>
+#include <iostream>
+
+#include "controlplane/config.h"
+#include "controlplane/control_server.h"
+#include "controlplane/dev_netns.h"
+#include "dataplane/dataplane.h"
+
+namespace {
+
+std::atomic<bool> g_stop{false};
+
+void onSignal(int) {
+  g_stop.store(true);
+}
+
+int fail(const absl::Status& st) {
+  spdlog::critical("{}", std::string(st.message()));
+  return 1;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  CLI::App app{
+      "rtpxd — DPDK media relay. With no --config it runs its embedded default: one "
+      "worker on net_af_packet over a veth pair into network namespace 'rtpx'."};
+  std::string config_path;
+  std::vector<std::string> overrides;
+  std::string grpc_listen, http_listen, log_level;
+  bool print_config = false, check_config = false;
+  app.add_option("-c,--config", config_path, "TOML configuration file")->check(CLI::ExistingFile);
+  app.add_option("--set", overrides, "Override a key: section.key=value (TOML value)");
+  app.add_option("--grpc-listen", grpc_listen, "gRPC address (default 127.0.0.1:50051)");
+  app.add_option("--http-listen", http_listen, "HTTP address (default 127.0.0.1:9911)");
+  app.add_option("--log-level", log_level, "trace|debug|info|warn|error");
+  app.add_flag("--print-config", print_config, "Print the effective configuration and exit");
+  app.add_flag("--check-config", check_config, "Validate the configuration and exit");
+  CLI11_PARSE(app, argc, argv);
+
+  if (!grpc_listen.empty()) overrides.push_back("grpc.listen=\"" + grpc_listen + "\"");
+  if (!http_listen.empty()) overrides.push_back("http.listen=\"" + http_listen + "\"");
+  if (!log_level.empty()) overrides.push_back("log.level=\"" + log_level + "\"");
+  auto cfg = config_path.empty() ? rtpx::parseConfig("", overrides)
+                                 : rtpx::loadConfigFile(config_path, overrides);
+  if (!cfg.ok()) {
+    std::cerr << "rtpxd: " << std::string(cfg.status().message()) << "\n";
+    return 2;
+  }
+  if (print_config) {
+    std::cout << rtpx::toToml(*cfg);
+    return 0;
+  }
+  if (check_config) {
+    std::cout << "configuration OK\n";
+    return 0;
+  }
+  spdlog::set_level(spdlog::level::from_str(cfg->log_level));
+  spdlog::info("rtpxd {} starting", RTPX_VERSION);
+
+  std::signal(SIGINT, onSignal);
+  std::signal(SIGTERM, onSignal);
+  std::signal(SIGPIPE, SIG_IGN);
+
+  if (cfg->dev_netns.enabled) {
+    if (auto st = rtpx::setUpDevNetns(cfg->dev_netns); !st.ok()) return fail(st);
+  }
+  auto eal = rtpx::initEal(cfg->dataplane.eal, cfg->dataplane.interfaces);
+  if (!eal.ok()) {
+    if (cfg->dev_netns.enabled) rtpx::tearDownDevNetns(cfg->dev_netns);
+    return fail(eal.status());
+  }
+  spdlog::info("EAL: {}", absl::StrJoin(*eal, " "));
+  int rc = 0;
+  {
+    auto dp = rtpx::Dataplane::start(cfg->dataplane);
+    if (!dp.ok()) {
+      rc = fail(dp.status());
+    } else {
+      rtpx::Dataplane& d = **dp;
+      rtpx::ControlServer control([&d] { return d.stats(); }, [&d] { return d.ready(); });
+      if (auto st = control.start(cfg->grpc_listen, cfg->http_listen); !st.ok()) {
+        rc = fail(st);
+        g_stop.store(true);
+      }
+      d.run(g_stop, [&control](bool ready) { control.setServing(ready); });
+      spdlog::info("shutting down");
+      control.stop();
+    }
+  }
+  rte_eal_cleanup();
+  if (cfg->dev_netns.enabled) rtpx::tearDownDevNetns(cfg->dev_netns);
+  spdlog::info("rtpxd stopped");
+  return rc;
+}

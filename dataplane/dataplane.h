@@ -1,0 +1,132 @@
+// The dataplane as one object: EAL start-up, mbuf pools per NUMA socket, port configuration
+// (RSS and checksum offloads where the port offers them), one worker per configured lcore, and
+// the main lcore's control loop (neighbor resolution, slow-path rings, statistics).
+#pragma once
+
+#include <absl/status/status.h>
+#include <absl/status/statusor.h>
+#include <rte_mempool.h>
+#include <rte_rcu_qsbr.h>
+
+#include <atomic>
+#include <functional>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <vector>
+
+#include "dataplane/config.h"
+#include "dataplane/counters.h"
+#include "dataplane/interface.h"
+#include "dataplane/neighbor_table.h"
+#include "dataplane/worker.h"
+
+namespace rtpx {
+
+// rte_eal_init with arguments built from `cfg` plus the devices of `interfaces`. Once per
+// process. Returns the argument vector it used (for the log) or what went wrong.
+absl::StatusOr<std::vector<std::string>> initEal(const EalConfig& cfg,
+                                                 const std::vector<InterfaceConfig>& interfaces);
+std::vector<std::string> ealArguments(const EalConfig& cfg,
+                                      const std::vector<InterfaceConfig>& interfaces);
+
+struct PortSnapshot {
+  uint16_t port_id = 0;
+  std::string interface;
+  std::string device;
+  std::string driver;
+  MacAddr mac;
+  bool link_up = false;
+  uint32_t speed_mbps = 0;
+  uint16_t rx_queues = 0;
+  uint16_t tx_queues = 0;
+  bool rss = false;
+  bool tx_cksum_offload = false;
+  std::vector<std::string> addresses;
+  uint64_t ipackets = 0, opackets = 0, ibytes = 0, obytes = 0;
+  uint64_t imissed = 0, ierrors = 0, oerrors = 0, rx_nombuf = 0;
+};
+
+struct WorkerSnapshot {
+  unsigned index = 0;
+  unsigned lcore = 0;
+  unsigned socket = 0;
+  std::array<uint64_t, kNumWorkerEvents> events{};
+  std::array<uint64_t, kNumDropReasons> drops{};
+};
+
+struct StatsSnapshot {
+  uint64_t uptime_ns = 0;
+  uint64_t now_ns = 0;
+  std::vector<WorkerSnapshot> workers;
+  std::vector<PortSnapshot> ports;
+  std::vector<NeighborEntry> neighbors;
+  std::vector<std::string> interface_names;  // indexed by port id
+};
+
+class Dataplane {
+ public:
+  // EAL must be up. Configures ports and pools and launches the workers.
+  static absl::StatusOr<std::unique_ptr<Dataplane>> start(const DataplaneConfig& cfg);
+  ~Dataplane();
+  Dataplane(const Dataplane&) = delete;
+  Dataplane& operator=(const Dataplane&) = delete;
+
+  // The main lcore's loop; returns once `stop` is set (and then stops the workers).
+  // `on_ready` is called from this loop whenever readiness changes.
+  void run(const std::atomic<bool>& stop, std::function<void(bool)> on_ready = {});
+
+  // Thread-safe; for the gRPC / HTTP threads.
+  StatsSnapshot stats() const;
+  // Every port up and every worker's heartbeat fresh.
+  bool ready() const { return ready_.load(std::memory_order_acquire); }
+  const NeighborTable& neighbors() const { return neighbors_; }
+
+ private:
+  struct Port {
+    InterfaceConfig cfg;
+    InterfaceAddrs addrs;
+    std::string driver;
+    uint16_t rx_queues = 0, tx_queues = 0;
+    bool rss = false;
+  };
+  struct Resolve {
+    uint16_t port;
+    IpAddr ip;
+    uint64_t last_probe_ns = 0;
+    uint32_t probes = 0;
+  };
+
+  explicit Dataplane(const DataplaneConfig& cfg);
+  absl::Status configurePorts();
+  absl::Status createWorkers();
+  void stopWorkers();
+  void drainSlowRings(uint64_t now_ns);
+  void resolveTick(uint64_t now_ns);
+  void sendProbe(const Resolve& r);
+  void refreshPortStats();
+  void checkReady(uint64_t now_ns);
+
+  std::function<void(bool)> on_ready_;
+
+  DataplaneConfig cfg_;
+  uint64_t start_ns_ = 0;
+  std::vector<rte_mempool*> pools_;  // by socket id
+  std::vector<Port> ports_;          // by port id order of the configuration
+  std::vector<std::unique_ptr<Worker>> workers_;
+  rte_rcu_qsbr* qsbr_ = nullptr;
+  std::atomic<bool> stop_workers_{false};
+  bool launched_ = false;
+  NeighborTable neighbors_;
+  std::vector<Resolve> resolves_;
+  std::vector<uint64_t> last_loops_;
+  uint64_t last_heartbeat_check_ns_ = 0;
+  std::atomic<bool> ready_{false};
+
+  mutable std::mutex port_stats_mu_;  // control side only: main lcore writes, RPC threads read
+  std::vector<PortSnapshot> port_stats_;
+};
+
+uint64_t monotonicNs();
+
+}  // namespace rtpx

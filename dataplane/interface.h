@@ -1,0 +1,28 @@
+// What a worker needs to know about one DPDK port to answer for it: the plain, read-only
+// description the control side builds once at start-up.
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <string>
+
+#include "dataplane/net_types.h"
+
+namespace rtpx {
+
+struct InterfaceAddrs {
+  uint16_t port_id = 0;
+  MacAddr mac;
+  std::optional<IpPrefix> ipv4;
+  std::optional<IpPrefix> ipv6;  // global (or ULA) address
+  IpAddr ipv6_link_local;        // derived from the MAC, always owned
+  bool tx_ipv4_cksum_offload = false;
+  bool tx_udp_cksum_offload = false;
+
+  bool ownsV4(uint32_t be) const noexcept { return ipv4 && ipv4->addr.v4be() == be; }
+  bool ownsV6Unicast(const uint8_t* a) const noexcept;
+  // Our unicast addresses, their solicited-node groups, and all-nodes (RFC 4291 §2.8).
+  bool acceptsV6Dest(const uint8_t* a) const noexcept;
+};
+
+}  // namespace rtpx

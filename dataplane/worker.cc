@@ -1,0 +1,118 @@
+#include "dataplane/worker.h"
+
+#include <rte_cycles.h>
+#include <rte_ethdev.h>
+#include <rte_pause.h>
+
+#include <time.h>
+
+#include <algorithm>
+
+namespace rtpx {
+namespace {
+
+// DPDK's ip_pipeline checks its request ring every 16 loops: often enough for control latency,
+// rarely enough to stay off the per-packet budget.
+constexpr uint64_t kCommandCadence = 16;
+constexpr unsigned kMaxBurst = 64;
+
+void transmit(Worker& w, uint16_t port, uint16_t queue, rte_mbuf** pkts, uint16_t n) noexcept {
+  if (n == 0) return;
+  uint64_t bytes = 0;
+  for (uint16_t i = 0; i < n; ++i) bytes += rte_pktmbuf_pkt_len(pkts[i]);
+  const uint16_t sent = rte_eth_tx_burst(port, queue, pkts, n);
+  uint64_t unsent_bytes = 0;
+  for (uint16_t i = sent; i < n; ++i) {
+    unsent_bytes += rte_pktmbuf_pkt_len(pkts[i]);
+    rte_pktmbuf_free(pkts[i]);
+  }
+  w.counters.count(WorkerEvent::tx_packets, sent);
+  w.counters.count(WorkerEvent::tx_bytes, bytes - unsent_bytes);
+  if (sent < n) w.counters.drop(DropReason::tx_full, n - sent);
+}
+
+uint16_t pollQueue(Worker& w, const WorkerQueue& q) noexcept {
+  rte_mbuf* rx[kMaxBurst];
+  rte_mbuf* tx[kMaxBurst];
+  const uint16_t n = rte_eth_rx_burst(q.port, q.queue, rx, w.rx_burst);
+  if (n == 0) return 0;
+  uint16_t ntx = 0;
+  uint64_t bytes = 0;
+  for (uint16_t i = 0; i < n; ++i) {
+    rte_mbuf* m = rx[i];
+    if (i + 1 < n) rte_prefetch0(rte_pktmbuf_mtod(rx[i + 1], void*));
+    bytes += rte_pktmbuf_pkt_len(m);
+    IngressResult r = handleIngress(m, *q.ifc, w.counters);
+    if (r.has_hint && rte_ring_sp_enqueue_elem(w.slow, &r.hint, sizeof(NeighborHint)) != 0)
+      w.counters.count(WorkerEvent::neighbor_hints_lost);  // the resolver retries
+    if (r.verdict == Verdict::kTransmit)
+      tx[ntx++] = m;
+    else
+      rte_pktmbuf_free(m);
+  }
+  w.counters.count(WorkerEvent::rx_packets, n);
+  w.counters.count(WorkerEvent::rx_bytes, bytes);
+  transmit(w, q.port, q.queue, tx, ntx);
+  return n;
+}
+
+// Packets the main lcore wants sent. Each port's TX queue `index` belongs to this worker.
+void drainInjectRing(Worker& w) noexcept {
+  InjectCommand cmds[16];
+  const unsigned n =
+      rte_ring_sc_dequeue_burst_elem(w.inject, cmds, sizeof(InjectCommand), 16, nullptr);
+  for (unsigned i = 0; i < n; ++i) {
+    rte_mbuf* m = cmds[i].mbuf;
+    w.counters.count(WorkerEvent::injected_tx);
+    transmit(w, cmds[i].port, static_cast<uint16_t>(w.index), &m, 1);
+  }
+}
+
+void idleSleep(Worker& w, uint32_t us) noexcept {
+  // Offline while asleep so RCU grace periods do not wait for a sleeping worker.
+  rte_rcu_qsbr_thread_offline(w.qsbr, w.index);
+  timespec ts{0, static_cast<long>(us) * 1000};
+  nanosleep(&ts, nullptr);
+  rte_rcu_qsbr_thread_online(w.qsbr, w.index);
+  w.counters.count(WorkerEvent::idle_sleeps);
+}
+
+}  // namespace
+
+int workerMain(void* arg) {
+  Worker& w = *static_cast<Worker*>(arg);
+  rte_rcu_qsbr_thread_register(w.qsbr, w.index);
+  rte_rcu_qsbr_thread_online(w.qsbr, w.index);
+  uint64_t loops = 0;
+  uint32_t idle_polls = 0;
+  uint32_t sleep_us = 0;
+  while (!w.stop->load(std::memory_order_relaxed)) {
+    uint32_t got = 0;
+    for (const auto& q : w.queues) got += pollQueue(w, q);
+    rte_rcu_qsbr_quiescent(w.qsbr, w.index);
+    if ((++loops % kCommandCadence) == 0) {
+      drainInjectRing(w);
+      w.loops.store(loops, std::memory_order_relaxed);
+    }
+    if (got != 0) {
+      w.counters.count(WorkerEvent::busy_polls);
+      idle_polls = 0;
+      sleep_us = 0;
+      continue;
+    }
+    // Idle back-off: spin, then pause, then sleep with a doubling interval.
+    if (++idle_polls < w.idle.spin_polls) {
+      rte_pause();
+      continue;
+    }
+    sleep_us = std::min<uint32_t>(sleep_us == 0 ? 1 : sleep_us * 2, w.idle.max_sleep_us);
+    drainInjectRing(w);  // anything queued goes out before a sleep, not after it
+    w.loops.store(loops, std::memory_order_relaxed);
+    idleSleep(w, sleep_us);
+  }
+  rte_rcu_qsbr_thread_offline(w.qsbr, w.index);
+  rte_rcu_qsbr_thread_unregister(w.qsbr, w.index);
+  return 0;
+}
+
+}  // namespace rtpx

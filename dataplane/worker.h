@@ -1,0 +1,53 @@
+// A worker lcore: polls its RX queue on every port, runs each packet through ingress, transmits
+// replies on its own TX queue, and drains its command ring on a fixed cadence. It owns its
+// counters and rings outright; other threads only read counters and use the rings.
+#pragma once
+
+#include <rte_mbuf.h>
+#include <rte_rcu_qsbr.h>
+#include <rte_ring.h>
+
+#include <atomic>
+#include <cstdint>
+#include <vector>
+
+#include "dataplane/config.h"
+#include "dataplane/counters.h"
+#include "dataplane/ingress.h"
+
+namespace rtpx {
+
+// main lcore → worker: a packet to transmit (ARP/ND requests, later slow-path answers).
+struct InjectCommand {
+  rte_mbuf* mbuf;
+  uint16_t port;
+  uint16_t pad[3];
+};
+static_assert(sizeof(InjectCommand) % 4 == 0, "rte_ring elements are multiples of 4 bytes");
+static_assert(sizeof(NeighborHint) % 4 == 0, "rte_ring elements are multiples of 4 bytes");
+
+struct WorkerQueue {
+  uint16_t port;
+  uint16_t queue;
+  const InterfaceAddrs* ifc;
+};
+
+struct alignas(64) Worker {
+  unsigned index = 0;
+  unsigned lcore = 0;
+  std::vector<WorkerQueue> queues;  // fixed before launch
+  IdleConfig idle;
+  uint16_t rx_burst = 32;
+  rte_ring* inject = nullptr;  // SP/SC, InjectCommand
+  rte_ring* slow = nullptr;    // SP/SC, NeighborHint
+  rte_rcu_qsbr* qsbr = nullptr;
+  const std::atomic<bool>* stop = nullptr;
+
+  WorkerCounters counters;
+  alignas(64) std::atomic<uint64_t> loops{0};  // heartbeat, read by the main lcore
+};
+
+// Entry point for rte_eal_remote_launch; `arg` is a Worker*.
+int workerMain(void* arg);
+
+}  // namespace rtpx

@@ -1,0 +1,171 @@
+"""Starts a real rtpxd for a test: its own network namespace and veth pair, its own gRPC and
+HTTP ports, its own EAL file prefix, so tests never touch the host's routes, nor an rtpxd that
+`tools/run` may have running."""
+import json
+import os
+import signal
+import socket
+import subprocess
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+BUILD = Path(os.environ.get("RTPX_BUILD", ROOT / "build"))
+RTPXD = BUILD / "controlplane" / "rtpxd"
+RTPXCTL = BUILD / "tools" / "rtpxctl"
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class Rtpxd:
+    """One rtpxd on net_af_packet over a veth pair into namespace `ns`."""
+
+    RTPX_V4 = "192.0.2.2"
+    PEER_V4 = "192.0.2.1"
+    RTPX_V6 = "2001:db8::2"
+    PEER_V6 = "2001:db8::1"
+
+    def __init__(self, tag, workers=1, extra_toml=""):
+        self.tag = tag
+        self.ns = f"rtpxt-{tag}"
+        self.host_if = f"rtx{tag}"
+        self.peer_if = f"rtx{tag}p"
+        self.grpc_port = free_port()
+        self.http_port = free_port()
+        self.workers = workers
+        self.log_path = Path(f"/tmp/rtpxd-test-{tag}.log")
+        cpus = os.cpu_count() or 1
+        worker_cpus = [min(i + 1, cpus - 1) for i in range(workers)]
+        self.config = f"""
+[eal]
+main_cpu = 0
+worker_cpus = {worker_cpus}
+file_prefix = "rtpxt{tag}"
+memory_mb = 256
+
+[dataplane]
+mbufs_per_socket = 8191
+
+[[interface]]
+name = "media0"
+device = "net_af_packet{tag},iface={self.host_if},qpairs={workers}"
+ipv4 = "{self.RTPX_V4}/24"
+ipv6 = "{self.RTPX_V6}/64"
+gateway4 = "{self.PEER_V4}"
+gateway6 = "{self.PEER_V6}"
+
+[dev_netns]
+enabled = true
+namespace = "{self.ns}"
+host_ifname = "{self.host_if}"
+peer_ifname = "{self.peer_if}"
+peer_ipv4 = "{self.PEER_V4}/24"
+peer_ipv6 = "{self.PEER_V6}/64"
+
+[grpc]
+listen = "127.0.0.1:{self.grpc_port}"
+
+[http]
+listen = "127.0.0.1:{self.http_port}"
+{extra_toml}
+"""
+        self.config_path = Path(f"/tmp/rtpxd-test-{tag}.toml")
+        self.proc = None
+
+    # --- lifecycle ---
+    def start(self, timeout=30):
+        self.config_path.write_text(self.config)
+        self.log = open(self.log_path, "w")
+        self.proc = subprocess.Popen([str(RTPXD), "--config", str(self.config_path)],
+                                     stdout=self.log, stderr=subprocess.STDOUT)
+        deadline = time.time() + timeout
+        while time.time() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"rtpxd exited with {self.proc.returncode}:\n{self.read_log()}")
+            if self.http_status("/readyz") == 200:
+                return self
+            time.sleep(0.1)
+        raise RuntimeError(f"rtpxd not ready after {timeout}s:\n{self.read_log()}")
+
+    def stop(self, timeout=20):
+        """SIGTERM; returns the exit code."""
+        if self.proc is None:
+            return None
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(timeout)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+                raise
+        self.log.close()
+        return self.proc.returncode
+
+    def cleanup(self):
+        subprocess.run(["ip", "link", "del", self.host_if], capture_output=True)
+        subprocess.run(["ip", "netns", "del", self.ns], capture_output=True)
+
+    def read_log(self):
+        return self.log_path.read_text() if self.log_path.exists() else ""
+
+    # --- probes ---
+    def http_status(self, path):
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{self.http_port}{path}", timeout=2) as r:
+                return r.status
+        except urllib.error.HTTPError as e:
+            return e.code
+        except (urllib.error.URLError, ConnectionError, OSError):
+            return None
+
+    def http_get(self, path):
+        with urllib.request.urlopen(f"http://127.0.0.1:{self.http_port}{path}", timeout=5) as r:
+            return r.read().decode()
+
+    def rtpxctl(self, *args, check=True):
+        return subprocess.run([str(RTPXCTL), "--server", f"127.0.0.1:{self.grpc_port}", *args],
+                              capture_output=True, text=True, check=check, timeout=30)
+
+    def stats(self):
+        return json.loads(self.rtpxctl("stats", "--json").stdout)
+
+    def counter(self, name, worker=None):
+        """Sum of an event or drop counter over workers (or one worker)."""
+        total = 0
+        for w in self.stats()["workers"]:
+            if worker is not None and w["worker_id"] != worker:
+                continue
+            for c in w["counters"] + w["drops"]:
+                if c["name"] == name:
+                    total += int(c["value"])
+        return total
+
+    def in_ns(self, *cmd, check=True, timeout=30, **kw):
+        return subprocess.run(["ip", "netns", "exec", self.ns, *cmd], capture_output=True,
+                              text=True, check=check, timeout=timeout, **kw)
+
+    def peer_mac(self):
+        out = self.in_ns("cat", f"/sys/class/net/{self.peer_if}/address").stdout
+        return out.strip()
+
+    def cpu_seconds(self):
+        """User + system CPU time of rtpxd so far (all threads)."""
+        fields = Path(f"/proc/{self.proc.pid}/stat").read_text().rsplit(")", 1)[1].split()
+        ticks = os.sysconf("SC_CLK_TCK")
+        return (int(fields[11]) + int(fields[12])) / ticks
+
+    def wait_for(self, predicate, timeout=5, what="condition"):
+        deadline = time.time() + timeout
+        while time.time() < deadline:
+            value = predicate()
+            if value:
+                return value
+            time.sleep(0.05)
+        raise AssertionError(f"timed out waiting for {what}")
