@@ -21,6 +21,7 @@ Config defaultConfig() {
   ifc.gateway4 = IpAddr::parse("192.0.2.1");
   ifc.gateway6 = IpAddr::parse("2001:db8::1");
   c.dataplane.interfaces = {ifc};
+  c.interface_sessions = {InterfaceSessionConfig{}};
   return c;
 }
 
@@ -146,12 +147,14 @@ const toml::table* section(const toml::table& root, std::string_view name, absl:
 absl::Status apply(const toml::table& root, Config& c) {
   absl::Status st;
   for (const auto& [k, v] : root) {
-    static constexpr std::string_view kTop[] = {"eal",       "dataplane", "neighbor", "interface",
-                                                "dev_netns", "grpc",      "http",     "log"};
+    static constexpr std::string_view kTop[] = {"eal",       "dataplane", "neighbor",
+                                                "interface", "sessions",  "dev_netns",
+                                                "grpc",      "http",      "log"};
     if (std::find(std::begin(kTop), std::end(kTop), k.str()) == std::end(kTop))
-      return InvalidArgumentError(absl::StrCat(
-          "config: unknown section '", std::string(k.str()),
-          "' (allowed: eal, dataplane, neighbor, interface, dev_netns, grpc, http, log)"));
+      return InvalidArgumentError(
+          absl::StrCat("config: unknown section '", std::string(k.str()),
+                       "' (allowed: eal, dataplane, neighbor, interface, sessions, dev_netns, "
+                       "grpc, http, log)"));
   }
   auto& eal = c.dataplane.eal;
   if (auto* t = section(root, "eal", st)) {
@@ -190,24 +193,28 @@ absl::Status apply(const toml::table& root, Config& c) {
     if (arr == nullptr || arr->empty())
       return InvalidArgumentError("config interface: expected one or more [[interface]] tables");
     c.dataplane.interfaces.clear();
+    c.interface_sessions.clear();
     // An explicit interface list is a real deployment: no dev namespace unless asked for.
     c.dev_netns.enabled = false;
     for (size_t i = 0; i < arr->size(); ++i) {
       const toml::table* t = (*arr)[i].as_table();
       if (t == nullptr) return InvalidArgumentError("config interface: expected tables");
       InterfaceConfig ifc;
+      InterfaceSessionConfig ifs;
       ifc.name = absl::StrCat("media", i);
       ifc.ipv4.reset();
       ifc.ipv6.reset();
       Reader r{*t, absl::StrCat("interface[", i, "]")};
-      r.only({"name", "device", "ipv4", "ipv6", "gateway4", "gateway6", "mtu", "rx_descriptors",
-              "tx_descriptors"});
+      r.only({"name", "device", "ipv4", "ipv6", "gateway4", "gateway6", "advertised_ipv4",
+              "advertised_ipv6", "mtu", "rx_descriptors", "tx_descriptors"});
       r.str("name", ifc.name);
       r.str("device", ifc.device);
       r.prefix("ipv4", ifc.ipv4, IpAddr::Family::kV4);
       r.prefix("ipv6", ifc.ipv6, IpAddr::Family::kV6);
       r.addr("gateway4", ifc.gateway4, IpAddr::Family::kV4);
       r.addr("gateway6", ifc.gateway6, IpAddr::Family::kV6);
+      r.addr("advertised_ipv4", ifs.advertised_ipv4, IpAddr::Family::kV4);
+      r.addr("advertised_ipv6", ifs.advertised_ipv6, IpAddr::Family::kV6);
       r.num("mtu", ifc.mtu, 576, 9000);
       r.num("rx_descriptors", ifc.rx_descriptors, 64, 16384);
       r.num("tx_descriptors", ifc.tx_descriptors, 64, 16384);
@@ -220,9 +227,37 @@ absl::Status apply(const toml::table& root, Config& c) {
       if (!ifc.ipv4 && !ifc.ipv6)
         return InvalidArgumentError(
             absl::StrCat("config interface[", i, "]: needs an ipv4 or ipv6 address"));
+      if (ifs.advertised_ipv4 && !ifc.ipv4)
+        return InvalidArgumentError(
+            absl::StrCat("config interface[", i,
+                         "].advertised_ipv4: needs ipv4 (the local address it stands for)"));
+      if (ifs.advertised_ipv6 && !ifc.ipv6)
+        return InvalidArgumentError(
+            absl::StrCat("config interface[", i,
+                         "].advertised_ipv6: needs ipv6 (the local address it stands for)"));
       c.dataplane.interfaces.push_back(ifc);
+      c.interface_sessions.push_back(ifs);
     }
   }
+  if (auto* t = section(root, "sessions", st)) {
+    Reader r{*t, "sessions"};
+    r.only({"port_min", "port_max", "flow_capacity", "no_media_s", "one_sided_s",
+            "offer_unanswered_s", "delete_delay_s"});
+    auto& s = c.sessions;
+    r.num("port_min", s.port_min, 1, 65534);
+    r.num("port_max", s.port_max, 2, 65535);
+    r.num("flow_capacity", c.dataplane.flow_capacity, 64, 1 << 24);
+    r.num("no_media_s", s.no_media_s, 0, 86400);
+    r.num("one_sided_s", s.one_sided_s, 0, 86400);
+    r.num("offer_unanswered_s", s.offer_unanswered_s, 0, 86400);
+    r.num("delete_delay_s", s.delete_delay_s, 0, 3600);
+    if (!r.status.ok()) return r.status;
+  }
+  // Checked whether or not the section is present: an override may have moved one bound.
+  if (c.sessions.port_min + (c.sessions.port_min % 2) + 1 > c.sessions.port_max)
+    return InvalidArgumentError(
+        absl::StrCat("config sessions: port range ", c.sessions.port_min, "-", c.sessions.port_max,
+                     " holds no RTP/RTCP pair (port_max must be above an even port >= port_min)"));
   if (auto* t = section(root, "dev_netns", st)) {
     Reader r{*t, "dev_netns"};
     r.only({"enabled", "namespace", "host_ifname", "peer_ifname", "peer_ipv4", "peer_ipv6",
@@ -344,8 +379,22 @@ std::string toToml(const Config& c) {
     if (i.ipv6) t.insert("ipv6", i.ipv6->toString());
     if (i.gateway4) t.insert("gateway4", i.gateway4->toString());
     if (i.gateway6) t.insert("gateway6", i.gateway6->toString());
+    const size_t index = ifs.size();
+    if (index < c.interface_sessions.size()) {
+      const InterfaceSessionConfig& s = c.interface_sessions[index];
+      if (s.advertised_ipv4) t.insert("advertised_ipv4", s.advertised_ipv4->toString());
+      if (s.advertised_ipv6) t.insert("advertised_ipv6", s.advertised_ipv6->toString());
+    }
     ifs.push_back(std::move(t));
   }
+  const SessionsConfig& s = c.sessions;
+  toml::table sessions{{"port_min", int64_t(s.port_min)},
+                       {"port_max", int64_t(s.port_max)},
+                       {"flow_capacity", int64_t(c.dataplane.flow_capacity)},
+                       {"no_media_s", int64_t(s.no_media_s)},
+                       {"one_sided_s", int64_t(s.one_sided_s)},
+                       {"offer_unanswered_s", int64_t(s.offer_unanswered_s)},
+                       {"delete_delay_s", int64_t(s.delete_delay_s)}};
   toml::table dev{{"enabled", c.dev_netns.enabled},
                   {"namespace", c.dev_netns.ns},
                   {"host_ifname", c.dev_netns.host_ifname},
@@ -371,6 +420,7 @@ std::string toToml(const Config& c) {
                                {"retrans_ms", int64_t(c.dataplane.neighbor.retrans_ms)},
                                {"max_probes", int64_t(c.dataplane.neighbor.max_probes)}}},
       {"interface", ifs},
+      {"sessions", sessions},
       {"dev_netns", dev},
       {"grpc", toml::table{{"listen", c.grpc_listen}}},
       {"http", toml::table{{"listen", c.http_listen}}},

@@ -5,6 +5,7 @@
 
 #include <absl/status/statusor.h>
 
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -22,8 +23,32 @@ struct DevNetnsConfig {
   bool remove_on_exit = true;
 };
 
+// [sessions]: media ports, flow table size and session timeouts (DESIGN.md §4).
+struct SessionsConfig {
+  // RTP/RTCP pairs come from [port_min, port_max] on every interface (RTP even, RTCP + 1).
+  uint16_t port_min = 30000;
+  uint16_t port_max = 39999;
+  // (sessions.flow_capacity is DataplaneConfig::flow_capacity: the table is the dataplane's.)
+  // Timeouts in seconds; 0 disables the first three. delete_delay_s is the default delay of a
+  // delete request (0 = at once).
+  uint32_t no_media_s = 60;           // answered, and no packet from either side for this long
+  uint32_t one_sided_s = 60;          // packets from one side only for this long (event only)
+  uint32_t offer_unanswered_s = 120;  // an offer that never got an answer
+  uint32_t delete_delay_s = 0;
+};
+
+// Per [[interface]] session settings the dataplane does not need: the addresses written into
+// SDP when they differ from the local ones (AWS: private local address, Elastic IP advertised).
+struct InterfaceSessionConfig {
+  std::optional<IpAddr> advertised_ipv4;
+  std::optional<IpAddr> advertised_ipv6;
+};
+
 struct Config {
   DataplaneConfig dataplane;
+  // One entry per dataplane.interfaces entry, same order.
+  std::vector<InterfaceSessionConfig> interface_sessions{InterfaceSessionConfig{}};
+  SessionsConfig sessions;
   DevNetnsConfig dev_netns;
   std::string grpc_listen = "127.0.0.1:50051";
   std::string http_listen = "127.0.0.1:9911";

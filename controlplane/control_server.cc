@@ -18,12 +18,18 @@ ControlServer::~ControlServer() {
   stop();
 }
 
+void ControlServer::addService(grpc::Service* service, std::string health_name,
+                               std::function<void()> on_stop) {
+  extra_.push_back({service, std::move(health_name), std::move(on_stop)});
+}
+
 absl::Status ControlServer::start(const std::string& grpc_listen, const std::string& http_listen) {
   grpc::EnableDefaultHealthCheckService(true);
   grpc::reflection::InitProtoReflectionServerBuilderPlugin();
   grpc::ServerBuilder b;
   b.AddListeningPort(grpc_listen, grpc::InsecureServerCredentials(), &grpc_port_);
   b.RegisterService(&appliance_);
+  for (const Extra& e : extra_) b.RegisterService(e.service);
   grpc_ = b.BuildAndStart();
   if (!grpc_ || grpc_port_ == 0)
     return absl::UnavailableError(absl::StrCat("gRPC: cannot listen on ", grpc_listen));
@@ -65,11 +71,14 @@ void ControlServer::setServing(bool serving) {
   auto* h = grpc_->GetHealthCheckService();
   h->SetServingStatus(serving);
   h->SetServingStatus(v1::ApplianceService::service_full_name(), serving);
+  for (const Extra& e : extra_) h->SetServingStatus(e.health_name, serving);
 }
 
 void ControlServer::stop() {
   if (grpc_) {
     setServing(false);
+    for (const Extra& e : extra_)
+      if (e.on_stop) e.on_stop();
     grpc_->Shutdown(std::chrono::system_clock::now() + std::chrono::seconds(2));
     grpc_.reset();
   }

@@ -10,6 +10,7 @@
 #include <memory>
 #include <string>
 #include <thread>
+#include <vector>
 
 #include "controlplane/appliance_service.h"
 
@@ -24,6 +25,11 @@ class ControlServer {
   ControlServer(StatsSource stats, std::function<bool()> ready);
   ~ControlServer();
 
+  // Registers another rtpx.v1 service (before start()); `service` must outlive the server.
+  // Its health status follows setServing() under `health_name` (its full name). `on_stop` runs
+  // first in stop(), so that long-lived streams end before the server waits for them.
+  void addService(grpc::Service* service, std::string health_name,
+                  std::function<void()> on_stop = {});
   // Binds both listeners; fails with the address that could not be bound.
   absl::Status start(const std::string& grpc_listen, const std::string& http_listen);
   // Health status of the whole server and of each rtpx.v1 service.
@@ -36,6 +42,12 @@ class ControlServer {
   StatsSource stats_;
   std::function<bool()> ready_;
   ApplianceService appliance_;
+  struct Extra {
+    grpc::Service* service;
+    std::string health_name;
+    std::function<void()> on_stop;
+  };
+  std::vector<Extra> extra_;
   std::unique_ptr<grpc::Server> grpc_;
   std::unique_ptr<httplib::Server> http_;
   std::thread http_thread_;

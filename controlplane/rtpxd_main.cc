@@ -5,12 +5,16 @@
 #include <spdlog/spdlog.h>
 #include <CLI/CLI.hpp>
 
+#include <chrono>
 #include <csignal>
 #include <iostream>
+#include <thread>
 
 #include "controlplane/config.h"
 #include "controlplane/control_server.h"
 #include "controlplane/dev_netns.h"
+#include "controlplane/session_manager.h"
+#include "controlplane/session_service.h"
 #include "dataplane/dataplane.h"
 
 namespace {
@@ -85,14 +89,46 @@ int main(int argc, char** argv) {
       rc = fail(dp.status());
     } else {
       rtpx::Dataplane& d = **dp;
-      rtpx::ControlServer control([&d] { return d.stats(); }, [&d] { return d.ready(); });
-      if (auto st = control.start(cfg->grpc_listen, cfg->http_listen); !st.ok()) {
-        rc = fail(st);
-        g_stop.store(true);
+      // DPDK port ids by interface, in configuration order.
+      const rtpx::StatsSnapshot snap = d.stats();
+      std::vector<uint16_t> port_ids;
+      for (const auto& ifc : cfg->dataplane.interfaces) {
+        uint16_t id = static_cast<uint16_t>(port_ids.size());
+        for (size_t p = 0; p < snap.interface_names.size(); ++p)
+          if (snap.interface_names[p] == ifc.name) id = static_cast<uint16_t>(p);
+        port_ids.push_back(id);
       }
-      d.run(g_stop, [&control](bool ready) { control.setServing(ready); });
-      spdlog::info("shutting down");
-      control.stop();
+      auto sessions = rtpx::SessionManager::create(
+          cfg->sessions, rtpx::sessionInterfaces(*cfg, port_ids), d.flows(),
+          [&d](uint16_t port, const rtpx::IpAddr& next_hop) { d.requestResolve(port, next_hop); });
+      if (!sessions.ok()) {
+        rc = fail(sessions.status());
+      } else {
+        rtpx::SessionManager& sm = **sessions;
+        rtpx::SessionService session_service(sm);
+        rtpx::ControlServer control([&d] { return d.stats(); }, [&d] { return d.ready(); });
+        control.addService(&session_service, rtpx::v1::SessionService::service_full_name(),
+                           [&session_service] { session_service.shutdown(); });
+        if (auto st = control.start(cfg->grpc_listen, cfg->http_listen); !st.ok()) {
+          rc = fail(st);
+          g_stop.store(true);
+        }
+        // Session timeouts and media start, evaluated a few times a second.
+        std::thread ticker([&sm, &session_service] {
+          pthread_setname_np(pthread_self(), "rtpx-sessions");
+          while (!g_stop.load()) {
+            sm.tick(sm.now());
+            std::this_thread::sleep_for(std::chrono::milliseconds(200));
+          }
+          // End event streams now, while the dataplane winds down.
+          session_service.shutdown();
+        });
+        d.run(g_stop, [&control](bool ready) { control.setServing(ready); });
+        spdlog::info("shutting down");
+        ticker.join();
+        control.stop();
+        sm.closeSubscriptions();
+      }
     }
   }
   rte_eal_cleanup();

@@ -870,6 +870,7 @@ std::string SessionDescription::serialize() const {
   out.reserve(size);
   appendLines(out, session_lines_);
   for (const MediaSection& media : media_) appendLines(out, media.lines_);
+  out += trailer_;
   return out;
 }
 
@@ -932,9 +933,18 @@ absl::StatusOr<SessionDescription> parse(std::string_view text) {
       }
     }
     const std::string_view raw = text.substr(pos, end - pos);
+    const std::size_t line_start = pos;
     pos = next;
 
     if (raw.empty()) {
+      // Blank lines at the very end are common in the field (sipp, several SBCs); they carry
+      // nothing, so keep them verbatim for the round trip. Anywhere else they are an error.
+      const std::string_view rest = text.substr(line_start);
+      if (line_number > 1 && rest.find_first_not_of("\r\n") == std::string_view::npos &&
+          rest.find("\r\r") == std::string_view::npos) {
+        sd.trailer_ = std::string(rest);
+        break;
+      }
       return lineError(line_number, "empty line (every line must be '<type>=<value>')");
     }
     if (raw.size() < 2 || raw[1] != '=' || !absl::ascii_isalpha(raw[0])) {

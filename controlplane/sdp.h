@@ -224,6 +224,8 @@ class SessionDescription {
 
   std::vector<Line> session_lines_;
   std::vector<MediaSection> media_;
+  // Blank lines after the last line, kept verbatim (see parse()).
+  std::string trailer_;
   LineEnding new_line_ending_ = LineEnding::kCrLf;
 };
 

@@ -60,6 +60,7 @@ struct DataplaneConfig {
   uint32_t mbufs_per_socket = 16383;
   uint32_t mbuf_cache = 256;
   uint16_t rx_burst = 32;
+  uint32_t flow_capacity = 262144;  // media directions (two per stream, RTP and RTCP separate)
   IdleConfig idle;
   NeighborConfig neighbor;
 };

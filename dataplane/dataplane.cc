@@ -72,6 +72,11 @@ absl::StatusOr<std::unique_ptr<Dataplane>> Dataplane::start(const DataplaneConfi
   std::unique_ptr<Dataplane> dp(new Dataplane(cfg));
   if (auto st = dp->configurePorts(); !st.ok()) return st;
   if (auto st = dp->createWorkers(); !st.ok()) return st;
+  auto flows =
+      FlowTable::create(cfg.flow_capacity, dp->qsbr_, static_cast<int>(rte_lcore_to_socket_id(1)));
+  if (!flows.ok()) return flows.status();
+  dp->flows_ = std::move(*flows);
+  for (auto& w : dp->workers_) w->relay.flows = dp->flows_.get();
   for (auto& w : dp->workers_) {
     if (rte_eal_remote_launch(workerMain, w.get(), w->lcore) != 0)
       return absl::InternalError(absl::StrCat("cannot launch worker on lcore ", w->lcore));
@@ -79,8 +84,8 @@ absl::StatusOr<std::unique_ptr<Dataplane>> Dataplane::start(const DataplaneConfi
   dp->launched_ = true;
   for (size_t p = 0; p < dp->ports_.size(); ++p) {
     const auto& port = dp->ports_[p];
-    if (port.cfg.gateway4) dp->resolves_.push_back({port.addrs.port_id, *port.cfg.gateway4});
-    if (port.cfg.gateway6) dp->resolves_.push_back({port.addrs.port_id, *port.cfg.gateway6});
+    if (port.cfg.gateway4) dp->addResolve(port.addrs.port_id, *port.cfg.gateway4);
+    if (port.cfg.gateway6) dp->addResolve(port.addrs.port_id, *port.cfg.gateway6);
   }
   dp->refreshPortStats();
   return dp;
@@ -113,6 +118,9 @@ absl::Status Dataplane::configurePorts() {
     if (rte_eth_dev_get_port_by_name(devname.c_str(), &pid) != 0)
       return absl::NotFoundError(absl::StrCat("interface ", ic.name, ": DPDK has no port named '",
                                               devname, "' (device '", ic.device, "')"));
+    if (pid >= kMaxPorts)
+      return absl::FailedPreconditionError(
+          absl::StrCat("interface ", ic.name, ": port id ", pid, " (at most ", kMaxPorts, ")"));
     rte_eth_dev_info info;
     if (int rc = rte_eth_dev_info_get(pid, &info); rc != 0)
       return absl::InternalError(absl::StrCat("rte_eth_dev_info_get: ", rte_strerror(-rc)));
@@ -165,6 +173,8 @@ absl::Status Dataplane::configurePorts() {
     port.addrs.ipv4 = ic.ipv4;
     port.addrs.ipv6 = ic.ipv6;
     port.addrs.ipv6_link_local = linkLocalFromMac(port.addrs.mac);
+    port.addrs.gateway4 = ic.gateway4;
+    port.addrs.gateway6 = ic.gateway6;
     port.rx_queues = nq;
     port.tx_queues = nq;
     spdlog::info(
@@ -203,6 +213,23 @@ absl::Status Dataplane::createWorkers() {
       return absl::ResourceExhaustedError(absl::StrCat("cannot create rings for worker ", i));
     workers_.push_back(std::move(w));
   }
+  for (const auto& p : ports_) ifaces_[p.addrs.port_id] = &p.addrs;
+  std::vector<rte_ring*> handoffs;
+  for (auto& w : workers_) {
+    std::string name = absl::StrCat("rtpx_handoff_", w->index);
+    w->handoff = rte_ring_create(name.c_str(), 4096,
+                                 static_cast<int>(rte_lcore_to_socket_id(w->lcore)), RING_F_SC_DEQ);
+    if (w->handoff == nullptr)
+      return absl::ResourceExhaustedError(absl::StrCat("cannot create hand-off ring ", w->index));
+    handoffs.push_back(w->handoff);
+  }
+  for (auto& w : workers_) {
+    w->peers = handoffs;
+    w->relay.neighbors = &neighbors_;
+    w->relay.ifaces = ifaces_.data();
+    w->relay.n_ifaces = kMaxPorts;
+    w->relay.worker = static_cast<int32_t>(w->index);
+  }
   last_loops_.assign(n, 0);
   return absl::OkStatus();
 }
@@ -217,6 +244,7 @@ void Dataplane::stopWorkers() {
 
 Dataplane::~Dataplane() {
   stopWorkers();
+  flows_.reset();
   for (const auto& p : ports_) {
     rte_eth_dev_stop(p.addrs.port_id);
     rte_eth_dev_close(p.addrs.port_id);
@@ -228,6 +256,11 @@ Dataplane::~Dataplane() {
     }
     rte_ring_free(w->inject);
     rte_ring_free(w->slow);
+    if (w->handoff != nullptr) {
+      void* m;
+      while (rte_ring_sc_dequeue(w->handoff, &m) == 0) rte_pktmbuf_free(static_cast<rte_mbuf*>(m));
+    }
+    rte_ring_free(w->handoff);
   }
   for (auto* p : pools_) rte_mempool_free(p);
   rte_free(qsbr_);
@@ -260,6 +293,10 @@ void Dataplane::drainSlowRings(uint64_t now_ns) {
     while ((n = rte_ring_sc_dequeue_burst_elem(w->slow, hints, sizeof(NeighborHint), 32, nullptr)) >
            0) {
       for (unsigned i = 0; i < n; ++i) {
+        if (hints[i].resolve != 0) {
+          addResolve(hints[i].port, hints[i].ip);
+          continue;
+        }
         const auto before = neighbors_.find(hints[i].port, hints[i].ip);
         if (!neighbors_.confirm(hints[i].port, hints[i].ip, hints[i].mac, now_ns)) {
           spdlog::warn("neighbor table full ({} entries); {} not learned", NeighborTable::kCapacity,
@@ -274,7 +311,23 @@ void Dataplane::drainSlowRings(uint64_t now_ns) {
   }
 }
 
+void Dataplane::requestResolve(uint16_t port, const IpAddr& next_hop) {
+  std::lock_guard lk(pending_mu_);
+  pending_resolves_.emplace_back(port, next_hop);
+}
+
+void Dataplane::addResolve(uint16_t port, const IpAddr& ip) {
+  for (const auto& r : resolves_)
+    if (r.port == port && r.ip == ip) return;
+  resolves_.push_back({port, ip});
+}
+
 void Dataplane::resolveTick(uint64_t now_ns) {
+  {
+    std::lock_guard lk(pending_mu_);
+    for (const auto& [port, ip] : pending_resolves_) addResolve(port, ip);
+    pending_resolves_.clear();
+  }
   const uint64_t retrans = uint64_t(cfg_.neighbor.retrans_ms) * 1'000'000ull;
   const uint64_t reachable = uint64_t(cfg_.neighbor.reachable_ms) * 1'000'000ull;
   for (auto& r : resolves_) {

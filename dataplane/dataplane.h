@@ -17,6 +17,7 @@
 
 #include "dataplane/config.h"
 #include "dataplane/counters.h"
+#include "dataplane/flow.h"
 #include "dataplane/interface.h"
 #include "dataplane/neighbor_table.h"
 #include "dataplane/worker.h"
@@ -81,6 +82,10 @@ class Dataplane {
   // Every port up and every worker's heartbeat fresh.
   bool ready() const { return ready_.load(std::memory_order_acquire); }
   const NeighborTable& neighbors() const { return neighbors_; }
+  // The flow table; its writers are control-plane threads, serialised by the caller.
+  FlowTable& flows() { return *flows_; }
+  // Thread-safe: asks the main lcore to resolve `next_hop` on `port` and keep it fresh.
+  void requestResolve(uint16_t port, const IpAddr& next_hop);
 
  private:
   struct Port {
@@ -104,6 +109,7 @@ class Dataplane {
   void drainSlowRings(uint64_t now_ns);
   void resolveTick(uint64_t now_ns);
   void sendProbe(const Resolve& r);
+  void addResolve(uint16_t port, const IpAddr& ip);
   void refreshPortStats();
   void checkReady(uint64_t now_ns);
 
@@ -119,6 +125,10 @@ class Dataplane {
   bool launched_ = false;
   NeighborTable neighbors_;
   std::vector<Resolve> resolves_;
+  std::mutex pending_mu_;  // control threads → main lcore
+  std::vector<std::pair<uint16_t, IpAddr>> pending_resolves_;
+  std::unique_ptr<FlowTable> flows_;
+  std::array<const InterfaceAddrs*, kMaxPorts> ifaces_{};
   std::vector<uint64_t> last_loops_;
   uint64_t last_heartbeat_check_ns_ = 0;
   std::atomic<bool> ready_{false};

@@ -54,12 +54,17 @@ constexpr size_t kV6Len = sizeof(rte_ipv6_hdr);
 
 IngressResult drop(WorkerCounters& c, DropReason r) noexcept {
   c.drop(r);
-  return IngressResult{Verdict::kDrop, r, false, {}};
+  IngressResult res;
+  res.verdict = Verdict::kDrop;
+  res.reason = r;
+  return res;
 }
 
 IngressResult transmit(WorkerCounters& c, WorkerEvent e) noexcept {
   c.count(e);
-  return IngressResult{Verdict::kTransmit, DropReason::malformed, false, {}};
+  IngressResult res;
+  res.verdict = Verdict::kTransmit;
+  return res;
 }
 
 void setLength(rte_mbuf* m, uint32_t len) noexcept {
@@ -112,7 +117,7 @@ IngressResult handleArp(rte_mbuf* m, rte_ether_hdr* eth, uint32_t len, const Int
 
 // ---- IPv4 ----
 IngressResult handleIpv4(rte_mbuf* m, rte_ether_hdr* eth, uint32_t len, const InterfaceAddrs& ifc,
-                         WorkerCounters& c) noexcept {
+                         WorkerCounters& c, const RelayContext* relay) noexcept {
   if (len < kEthLen + sizeof(rte_ipv4_hdr)) return drop(c, DropReason::malformed);
   auto* ip = reinterpret_cast<rte_ipv4_hdr*>(eth + 1);
   const uint32_t ihl = (ip->version_ihl & 0x0f) * 4u;
@@ -137,8 +142,8 @@ IngressResult handleIpv4(rte_mbuf* m, rte_ether_hdr* eth, uint32_t len, const In
     auto* udp = reinterpret_cast<rte_udp_hdr*>(ip + 1);
     uint32_t ulen = rte_be_to_cpu_16(udp->dgram_len);
     if (ulen < sizeof(rte_udp_hdr) || ulen > l4len) return drop(c, DropReason::malformed);
-    // The flow table (sessions) answers this once media is anchored; nothing is allocated yet.
-    return drop(c, DropReason::unknown_udp_port);
+    if (relay == nullptr) return drop(c, DropReason::unknown_udp_port);
+    return relayUdp(m, *relay, c, false);
   }
   if (ip->next_proto_id != IPPROTO_ICMP) return drop(c, DropReason::unsupported_l4);
 
@@ -210,7 +215,7 @@ void fillNeighborAdvert(rte_mbuf* m, const InterfaceAddrs& ifc, const MacAddr& d
 
 // ---- IPv6 ----
 IngressResult handleIpv6(rte_mbuf* m, rte_ether_hdr* eth, uint32_t len, const InterfaceAddrs& ifc,
-                         WorkerCounters& c) noexcept {
+                         WorkerCounters& c, const RelayContext* relay) noexcept {
   if (len < kEthLen + kV6Len) return drop(c, DropReason::malformed);
   auto* ip = reinterpret_cast<rte_ipv6_hdr*>(eth + 1);
   const uint32_t plen = rte_be_to_cpu_16(ip->payload_len);
@@ -222,7 +227,11 @@ IngressResult handleIpv6(rte_mbuf* m, rte_ether_hdr* eth, uint32_t len, const In
   if (ip->proto == IPPROTO_UDP) {
     if (!unicast_dst) return drop(c, DropReason::ip_not_for_us);
     if (plen < sizeof(rte_udp_hdr)) return drop(c, DropReason::malformed);
-    return drop(c, DropReason::unknown_udp_port);
+    auto* udp = reinterpret_cast<rte_udp_hdr*>(ip + 1);
+    const uint32_t ulen = rte_be_to_cpu_16(udp->dgram_len);
+    if (ulen < sizeof(rte_udp_hdr) || ulen > plen) return drop(c, DropReason::malformed);
+    if (relay == nullptr) return drop(c, DropReason::unknown_udp_port);
+    return relayUdp(m, *relay, c, false);
   }
   if (ip->proto == IPPROTO_FRAGMENT) return drop(c, DropReason::ip_fragment);
   if (ip->proto != kProtoIcmp6) {
@@ -269,7 +278,9 @@ IngressResult handleIpv6(rte_mbuf* m, rte_ether_hdr* eth, uint32_t len, const In
     const uint8_t* tlla = findLla(opts, opts_len, kNdOptTargetLla, &bad_opt);
     if (bad_opt) return drop(c, DropReason::nd_invalid);
     if (tlla == nullptr) return drop(c, DropReason::nd_invalid);  // we never ask without it
-    IngressResult r{Verdict::kConsumed, DropReason::malformed, true, {}};
+    IngressResult r;
+    r.verdict = Verdict::kConsumed;
+    r.has_hint = true;
     r.hint.port = ifc.port_id;
     r.hint.ip = IpAddr::v6(nd->target);
     std::memcpy(r.hint.mac.bytes.data(), tlla, 6);
@@ -290,7 +301,8 @@ IngressResult handleIpv6(rte_mbuf* m, rte_ether_hdr* eth, uint32_t len, const In
   // The advertisement may be longer than the solicitation; never write past the buffer.
   if (m->buf_len - m->data_off < kEthLen + kV6Len + sizeof(NdHeader) + 8)
     return drop(c, DropReason::malformed);
-  IngressResult r{Verdict::kTransmit, DropReason::malformed, false, {}};
+  IngressResult r;
+  r.verdict = Verdict::kTransmit;
   MacAddr dst_mac;
   uint8_t dst_ip[16];
   uint8_t target[16];
@@ -320,7 +332,8 @@ IngressResult handleIpv6(rte_mbuf* m, rte_ether_hdr* eth, uint32_t len, const In
 
 }  // namespace
 
-IngressResult handleIngress(rte_mbuf* m, const InterfaceAddrs& ifc, WorkerCounters& c) noexcept {
+IngressResult handleIngress(rte_mbuf* m, const InterfaceAddrs& ifc, WorkerCounters& c,
+                            const RelayContext* relay) noexcept {
   const uint32_t len = rte_pktmbuf_data_len(m);
   if (len < kEthLen) return drop(c, DropReason::malformed);
   auto* eth = rte_pktmbuf_mtod(m, rte_ether_hdr*);
@@ -329,9 +342,9 @@ IngressResult handleIngress(rte_mbuf* m, const InterfaceAddrs& ifc, WorkerCounte
     return drop(c, DropReason::l2_not_for_us);
   switch (eth->ether_type) {
     case RTE_BE16(RTE_ETHER_TYPE_IPV4):
-      return ifc.ipv4 ? handleIpv4(m, eth, len, ifc, c) : drop(c, DropReason::ip_not_for_us);
+      return ifc.ipv4 ? handleIpv4(m, eth, len, ifc, c, relay) : drop(c, DropReason::ip_not_for_us);
     case RTE_BE16(RTE_ETHER_TYPE_IPV6):
-      return handleIpv6(m, eth, len, ifc, c);
+      return handleIpv6(m, eth, len, ifc, c, relay);
     case RTE_BE16(RTE_ETHER_TYPE_ARP):
       return ifc.ipv4 ? handleArp(m, eth, len, ifc, c) : drop(c, DropReason::arp_not_for_us);
     default:

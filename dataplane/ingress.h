@@ -11,30 +11,57 @@
 
 namespace rtpx {
 
-// Learned from ARP / ND traffic; the worker hands it to the neighbor table's owner.
+class FlowTable;
+class NeighborTable;
+
+// For the neighbor table's owner (the main lcore): an address learned from ARP / ND traffic,
+// or (resolve = 1) a next hop a worker needs resolved.
 struct NeighborHint {
   uint16_t port = 0;
   MacAddr mac;
   IpAddr ip;
-  uint8_t pad[3] = {};  // rte_ring elements are multiples of 4 bytes
+  uint8_t resolve = 0;
+  uint8_t pad[2] = {};  // rte_ring elements are multiples of 4 bytes
+};
+
+// What the relay path needs besides the packet; built by the worker once per burst.
+struct RelayContext {
+  const FlowTable* flows = nullptr;
+  const NeighborTable* neighbors = nullptr;
+  const InterfaceAddrs* const* ifaces = nullptr;  // by DPDK port id; null if not ours
+  uint16_t n_ifaces = 0;
+  int32_t worker = 0;
+  uint64_t now_ns = 0;
 };
 
 enum class Verdict : uint8_t {
-  kTransmit,  // the mbuf now holds a reply: send it on the port it came from
+  kTransmit,  // the mbuf now holds the packet to send on `tx_port`
   kConsumed,  // handled (e.g. a neighbor reply); free it
   kDrop,      // free it; counted under `reason`
+  kHandoff,   // its flow belongs to worker `handoff_worker`: pass the mbuf on, untouched
 };
+
+inline constexpr uint16_t kSamePort = 0xffff;
 
 struct IngressResult {
   Verdict verdict = Verdict::kDrop;
   DropReason reason = DropReason::malformed;
   bool has_hint = false;
+  uint16_t tx_port = kSamePort;  // kSamePort: the port the packet came from (local replies)
+  int32_t handoff_worker = -1;
   NeighborHint hint;
 };
 
 // Classifies and, where it is ours to answer, rewrites `m` in place. Counts the outcome's event
-// or drop in `c` (the caller counts rx/tx packets and bytes).
-IngressResult handleIngress(rte_mbuf* m, const InterfaceAddrs& ifc, WorkerCounters& c) noexcept;
+// or drop in `c` (the caller counts rx/tx packets and bytes). UDP to an owned address goes to
+// the flow table when `relay` is given, else is dropped as unknown_udp_port.
+IngressResult handleIngress(rte_mbuf* m, const InterfaceAddrs& ifc, WorkerCounters& c,
+                            const RelayContext* relay = nullptr) noexcept;
+
+// The relay path for a UDP packet to an owned address (L3 header right after Ethernet).
+// `handoff` is true when another worker already handed it over (never handed on again).
+IngressResult relayUdp(rte_mbuf* m, const RelayContext& ctx, WorkerCounters& c,
+                       bool handoff) noexcept;
 
 // Fills `m` with a who-has for `target` (RFC 826) or a neighbor solicitation (RFC 4861 §7.2.2).
 // Returns false if the interface has no address of that family.

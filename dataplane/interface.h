@@ -16,6 +16,8 @@ struct InterfaceAddrs {
   std::optional<IpPrefix> ipv4;
   std::optional<IpPrefix> ipv6;  // global (or ULA) address
   IpAddr ipv6_link_local;        // derived from the MAC, always owned
+  std::optional<IpAddr> gateway4;
+  std::optional<IpAddr> gateway6;
   bool tx_ipv4_cksum_offload = false;
   bool tx_udp_cksum_offload = false;
 
@@ -23,6 +25,13 @@ struct InterfaceAddrs {
   bool ownsV6Unicast(const uint8_t* a) const noexcept;
   // Our unicast addresses, their solicited-node groups, and all-nodes (RFC 4291 §2.8).
   bool acceptsV6Dest(const uint8_t* a) const noexcept;
+  // The address to resolve for `dst`: itself when on a connected prefix, else the gateway.
+  std::optional<IpAddr> nextHop(const IpAddr& dst) const noexcept {
+    const auto& prefix = dst.isV4() ? ipv4 : ipv6;
+    if (prefix && prefix->contains(dst)) return dst;
+    if (dst.isV6() && dst.bytes[0] == 0xfe && (dst.bytes[1] & 0xc0) == 0x80) return dst;
+    return dst.isV4() ? gateway4 : gateway6;
+  }
 };
 
 }  // namespace rtpx

@@ -3,7 +3,6 @@
 #include <rte_cycles.h>
 #include <rte_ethdev.h>
 #include <rte_pause.h>
-
 #include <time.h>
 
 #include <algorithm>
@@ -15,6 +14,18 @@ namespace {
 // rarely enough to stay off the per-packet budget.
 constexpr uint64_t kCommandCadence = 16;
 constexpr unsigned kMaxBurst = 64;
+
+uint64_t nowNs() noexcept {
+  timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return static_cast<uint64_t>(ts.tv_sec) * 1000000000ull + static_cast<uint64_t>(ts.tv_nsec);
+}
+
+// Per-port transmit buffers for one burst: a relayed packet may leave on another port.
+struct TxBatch {
+  std::array<std::array<rte_mbuf*, kMaxBurst>, kMaxPorts> pkts;
+  std::array<uint16_t, kMaxPorts> n{};
+};
 
 void transmit(Worker& w, uint16_t port, uint16_t queue, rte_mbuf** pkts, uint16_t n) noexcept {
   if (n == 0) return;
@@ -31,29 +42,74 @@ void transmit(Worker& w, uint16_t port, uint16_t queue, rte_mbuf** pkts, uint16_
   if (sent < n) w.counters.drop(DropReason::tx_full, n - sent);
 }
 
-uint16_t pollQueue(Worker& w, const WorkerQueue& q) noexcept {
+void flush(Worker& w, TxBatch& b) noexcept {
+  for (uint16_t p = 0; p < kMaxPorts; ++p) {
+    if (b.n[p] == 0) continue;
+    transmit(w, p, static_cast<uint16_t>(w.index), b.pkts[p].data(), b.n[p]);
+    b.n[p] = 0;
+  }
+}
+
+void dispatch(Worker& w, rte_mbuf* m, IngressResult& r, uint16_t in_port, TxBatch& b) noexcept {
+  if (r.has_hint && rte_ring_sp_enqueue_elem(w.slow, &r.hint, sizeof(NeighborHint)) != 0)
+    w.counters.count(WorkerEvent::neighbor_hints_lost);  // the resolver retries
+  switch (r.verdict) {
+    case Verdict::kTransmit: {
+      const uint16_t port = r.tx_port == kSamePort ? in_port : r.tx_port;
+      if (port >= kMaxPorts) {
+        rte_pktmbuf_free(m);
+        w.counters.drop(DropReason::flow_no_route);
+        return;
+      }
+      b.pkts[port][b.n[port]++] = m;
+      if (b.n[port] == kMaxBurst) {
+        transmit(w, port, static_cast<uint16_t>(w.index), b.pkts[port].data(), kMaxBurst);
+        b.n[port] = 0;
+      }
+      return;
+    }
+    case Verdict::kHandoff:
+      if (rte_ring_mp_enqueue(w.peers[r.handoff_worker], m) != 0) {
+        rte_pktmbuf_free(m);
+        w.counters.drop(DropReason::handoff_full);
+      }
+      return;
+    default:
+      rte_pktmbuf_free(m);
+  }
+}
+
+uint16_t pollQueue(Worker& w, const WorkerQueue& q, TxBatch& b) noexcept {
   rte_mbuf* rx[kMaxBurst];
-  rte_mbuf* tx[kMaxBurst];
   const uint16_t n = rte_eth_rx_burst(q.port, q.queue, rx, w.rx_burst);
   if (n == 0) return 0;
-  uint16_t ntx = 0;
+  w.relay.now_ns = nowNs();
   uint64_t bytes = 0;
   for (uint16_t i = 0; i < n; ++i) {
     rte_mbuf* m = rx[i];
     if (i + 1 < n) rte_prefetch0(rte_pktmbuf_mtod(rx[i + 1], void*));
     bytes += rte_pktmbuf_pkt_len(m);
-    IngressResult r = handleIngress(m, *q.ifc, w.counters);
-    if (r.has_hint && rte_ring_sp_enqueue_elem(w.slow, &r.hint, sizeof(NeighborHint)) != 0)
-      w.counters.count(WorkerEvent::neighbor_hints_lost);  // the resolver retries
-    if (r.verdict == Verdict::kTransmit)
-      tx[ntx++] = m;
-    else
-      rte_pktmbuf_free(m);
+    IngressResult r = handleIngress(m, *q.ifc, w.counters, &w.relay);
+    dispatch(w, m, r, q.port, b);
   }
   w.counters.count(WorkerEvent::rx_packets, n);
   w.counters.count(WorkerEvent::rx_bytes, bytes);
-  transmit(w, q.port, q.queue, tx, ntx);
   return n;
+}
+
+// Packets of flows this worker owns that arrived at another worker.
+uint16_t drainHandoffs(Worker& w, TxBatch& b) noexcept {
+  rte_mbuf* pkts[kMaxBurst];
+  const unsigned n =
+      rte_ring_sc_dequeue_burst(w.handoff, reinterpret_cast<void**>(pkts), kMaxBurst, nullptr);
+  if (n == 0) return 0;
+  w.relay.now_ns = nowNs();
+  for (unsigned i = 0; i < n; ++i) {
+    w.counters.count(WorkerEvent::handoffs_received);
+    IngressResult r = relayUdp(pkts[i], w.relay, w.counters, true);
+    dispatch(w, pkts[i], r, pkts[i]->port, b);
+  }
+  return static_cast<uint16_t>(n);
 }
 
 // Packets the main lcore wants sent. Each port's TX queue `index` belongs to this worker.
@@ -83,12 +139,16 @@ int workerMain(void* arg) {
   Worker& w = *static_cast<Worker*>(arg);
   rte_rcu_qsbr_thread_register(w.qsbr, w.index);
   rte_rcu_qsbr_thread_online(w.qsbr, w.index);
+  TxBatch batch;
   uint64_t loops = 0;
   uint32_t idle_polls = 0;
   uint32_t sleep_us = 0;
   while (!w.stop->load(std::memory_order_relaxed)) {
     uint32_t got = 0;
-    for (const auto& q : w.queues) got += pollQueue(w, q);
+    for (const auto& q : w.queues) got += pollQueue(w, q, batch);
+    got += drainHandoffs(w, batch);
+    flush(w, batch);
+    // Every flow or spec pointer this loop read is released here (DESIGN.md §4, QSBR).
     rte_rcu_qsbr_quiescent(w.qsbr, w.index);
     if ((++loops % kCommandCadence) == 0) {
       drainInjectRing(w);

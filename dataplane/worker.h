@@ -7,6 +7,7 @@
 #include <rte_rcu_qsbr.h>
 #include <rte_ring.h>
 
+#include <array>
 #include <atomic>
 #include <cstdint>
 #include <vector>
@@ -38,14 +39,19 @@ struct alignas(64) Worker {
   std::vector<WorkerQueue> queues;  // fixed before launch
   IdleConfig idle;
   uint16_t rx_burst = 32;
-  rte_ring* inject = nullptr;  // SP/SC, InjectCommand
-  rte_ring* slow = nullptr;    // SP/SC, NeighborHint
+  rte_ring* inject = nullptr;    // SP/SC, InjectCommand
+  rte_ring* slow = nullptr;      // SP/SC, NeighborHint
+  rte_ring* handoff = nullptr;   // MP/SC, rte_mbuf*: packets of flows this worker owns
+  std::vector<rte_ring*> peers;  // every worker's handoff ring, by worker index
+  RelayContext relay;            // flows, neighbors, interfaces; now_ns set per burst
   rte_rcu_qsbr* qsbr = nullptr;
   const std::atomic<bool>* stop = nullptr;
 
   WorkerCounters counters;
   alignas(64) std::atomic<uint64_t> loops{0};  // heartbeat, read by the main lcore
 };
+
+inline constexpr uint16_t kMaxPorts = 8;
 
 // Entry point for rte_eal_remote_launch; `arg` is a Worker*.
 int workerMain(void* arg);

@@ -129,9 +129,15 @@ listen = "127.0.0.1:{self.http_port}"
         with urllib.request.urlopen(f"http://127.0.0.1:{self.http_port}{path}", timeout=5) as r:
             return r.read().decode()
 
-    def rtpxctl(self, *args, check=True):
-        return subprocess.run([str(RTPXCTL), "--server", f"127.0.0.1:{self.grpc_port}", *args],
-                              capture_output=True, text=True, check=check, timeout=30)
+    def rtpxctl(self, *args, check=True, input=None):
+        # Bytes in and out: SDP is CRLF text, and text mode would translate the line endings.
+        r = subprocess.run([str(RTPXCTL), "--server", f"127.0.0.1:{self.grpc_port}", *args],
+                           capture_output=True, check=False, timeout=30,
+                           input=input.encode() if input is not None else None)
+        r.stdout, r.stderr = r.stdout.decode(), r.stderr.decode()
+        if check:
+            r.check_returncode()
+        return r
 
     def stats(self):
         return json.loads(self.rtpxctl("stats", "--json").stdout)

@@ -25,8 +25,12 @@ std::string parseError(std::string_view text, const std::vector<std::string>& ov
   return std::string(c.status().message());
 }
 
-std::string str(const std::optional<rtpx::IpPrefix>& p) { return p ? p->toString() : "(none)"; }
-std::string str(const std::optional<rtpx::IpAddr>& a) { return a ? a->toString() : "(none)"; }
+std::string str(const std::optional<rtpx::IpPrefix>& p) {
+  return p ? p->toString() : "(none)";
+}
+std::string str(const std::optional<rtpx::IpAddr>& a) {
+  return a ? a->toString() : "(none)";
+}
 
 // Every effective value of two configurations agrees.
 void checkSameConfig(const rtpx::Config& a, const rtpx::Config& b) {
@@ -60,6 +64,22 @@ void checkSameConfig(const rtpx::Config& a, const rtpx::Config& b) {
     CHECK(ia.rx_descriptors == ib.rx_descriptors);
     CHECK(ia.tx_descriptors == ib.tx_descriptors);
   }
+  REQUIRE(a.interface_sessions.size() == a.dataplane.interfaces.size());
+  REQUIRE(b.interface_sessions.size() == b.dataplane.interfaces.size());
+  for (size_t i = 0; i < a.interface_sessions.size(); ++i) {
+    INFO("interface " << i);
+    CHECK(str(a.interface_sessions[i].advertised_ipv4) ==
+          str(b.interface_sessions[i].advertised_ipv4));
+    CHECK(str(a.interface_sessions[i].advertised_ipv6) ==
+          str(b.interface_sessions[i].advertised_ipv6));
+  }
+  CHECK(a.dataplane.flow_capacity == b.dataplane.flow_capacity);
+  CHECK(a.sessions.port_min == b.sessions.port_min);
+  CHECK(a.sessions.port_max == b.sessions.port_max);
+  CHECK(a.sessions.no_media_s == b.sessions.no_media_s);
+  CHECK(a.sessions.one_sided_s == b.sessions.one_sided_s);
+  CHECK(a.sessions.offer_unanswered_s == b.sessions.offer_unanswered_s);
+  CHECK(a.sessions.delete_delay_s == b.sessions.delete_delay_s);
   CHECK(a.dev_netns.enabled == b.dev_netns.enabled);
   CHECK(a.dev_netns.ns == b.dev_netns.ns);
   CHECK(a.dev_netns.host_ifname == b.dev_netns.host_ifname);
@@ -102,6 +122,8 @@ ipv4 = "198.51.100.10/25"
 ipv6 = "2001:db8:1::10/64"
 gateway4 = "198.51.100.1"
 gateway6 = "2001:db8:1::1"
+advertised_ipv4 = "203.0.113.200"
+advertised_ipv6 = "2001:db8:ff::10"
 mtu = 9000
 rx_descriptors = 2048
 tx_descriptors = 512
@@ -109,6 +131,15 @@ tx_descriptors = 512
 [[interface]]
 device = "net_tap0"
 ipv4 = "203.0.113.5/24"
+
+[sessions]
+port_min = 20000
+port_max = 29999
+flow_capacity = 65536
+no_media_s = 30
+one_sided_s = 0
+offer_unanswered_s = 90
+delete_delay_s = 5
 
 [dev_netns]
 enabled = true
@@ -181,6 +212,17 @@ TEST_CASE("defaultConfig is one af_packet interface in the rtpx dev namespace", 
   CHECK(c.dataplane.neighbor.reachable_ms == 30000);
   CHECK(c.dataplane.neighbor.retrans_ms == 1000);
   CHECK(c.dataplane.neighbor.max_probes == 3);
+
+  REQUIRE(c.interface_sessions.size() == 1);
+  CHECK(str(c.interface_sessions[0].advertised_ipv4) == "(none)");
+  CHECK(str(c.interface_sessions[0].advertised_ipv6) == "(none)");
+  CHECK(c.sessions.port_min == 30000);
+  CHECK(c.sessions.port_max == 39999);
+  CHECK(c.dataplane.flow_capacity == 262144);
+  CHECK(c.sessions.no_media_s == 60);
+  CHECK(c.sessions.one_sided_s == 60);
+  CHECK(c.sessions.offer_unanswered_s == 120);
+  CHECK(c.sessions.delete_delay_s == 0);
 }
 
 TEST_CASE("parseConfig of empty text is the default configuration", "[config]") {
@@ -233,6 +275,19 @@ TEST_CASE("parseConfig applies every section of a full example", "[config]") {
   CHECK(tap.mtu == 1500);
   CHECK(tap.rx_descriptors == 1024);
   CHECK(tap.tx_descriptors == 1024);
+  REQUIRE(c.interface_sessions.size() == 2);
+  CHECK(str(c.interface_sessions[0].advertised_ipv4) == "203.0.113.200");
+  CHECK(str(c.interface_sessions[0].advertised_ipv6) == "2001:db8:ff::10");
+  CHECK(str(c.interface_sessions[1].advertised_ipv4) == "(none)");
+  CHECK(str(c.interface_sessions[1].advertised_ipv6) == "(none)");
+
+  CHECK(c.sessions.port_min == 20000);
+  CHECK(c.sessions.port_max == 29999);
+  CHECK(c.dataplane.flow_capacity == 65536);
+  CHECK(c.sessions.no_media_s == 30);
+  CHECK(c.sessions.one_sided_s == 0);
+  CHECK(c.sessions.offer_unanswered_s == 90);
+  CHECK(c.sessions.delete_delay_s == 5);
 
   CHECK(c.dev_netns.enabled);
   CHECK(c.dev_netns.ns == "lab");
@@ -263,8 +318,8 @@ TEST_CASE("An [[interface]] list disables the dev namespace unless it is enabled
     CHECK(c.dev_netns.enabled);
   }
   SECTION("dev_netns section before the interface in the file") {
-    const rtpx::Config c = parseOk(std::string("[dev_netns]\nenabled = true\n") +
-                                   std::string(kOneInterface));
+    const rtpx::Config c =
+        parseOk(std::string("[dev_netns]\nenabled = true\n") + std::string(kOneInterface));
     CHECK(c.dev_netns.enabled);
   }
   SECTION("dev_netns section without enabled") {
@@ -289,8 +344,8 @@ TEST_CASE("Command-line overrides apply on top of the file", "[config][overrides
     CHECK(c.grpc_listen == "0.0.0.0:1");
   }
   SECTION("bare word is taken as a string") {
-    const rtpx::Config c = parseOk(
-        "", {"log.level=debug", "http.listen=0.0.0.0:8080", "grpc.listen=[::1]:6000"});
+    const rtpx::Config c =
+        parseOk("", {"log.level=debug", "http.listen=0.0.0.0:8080", "grpc.listen=[::1]:6000"});
     CHECK(c.log_level == "debug");
     CHECK(c.http_listen == "0.0.0.0:8080");
     CHECK(c.grpc_listen == "[::1]:6000");
@@ -351,9 +406,9 @@ TEST_CASE("Unknown sections and keys are rejected with their name", "[config][er
     CHECK_THAT(msg, Catch::Contains("listen"));
   }
   SECTION("unknown key in an interface") {
-    const std::string msg =
-        parseError(std::string(kOneInterface) + "[[interface]]\ndevice = \"net_tap0\"\n"
-                                                "ipv4 = \"192.0.2.9/24\"\nspeed = 10\n");
+    const std::string msg = parseError(std::string(kOneInterface) +
+                                       "[[interface]]\ndevice = \"net_tap0\"\n"
+                                       "ipv4 = \"192.0.2.9/24\"\nspeed = 10\n");
     CHECK_THAT(msg, Catch::Contains("interface[1].speed"));
   }
   SECTION("section given as a plain value") {
@@ -421,7 +476,8 @@ TEST_CASE("Bad addresses are rejected with the key", "[config][errors]") {
 }
 
 TEST_CASE("Interfaces need a device and an address", "[config][errors]") {
-  std::string msg = parseError(std::string(kOneInterface) + "[[interface]]\nipv4 = \"192.0.2.9/24\"\n");
+  std::string msg =
+      parseError(std::string(kOneInterface) + "[[interface]]\nipv4 = \"192.0.2.9/24\"\n");
   CHECK_THAT(msg, Catch::Contains("interface[1].device"));
   CHECK_THAT(msg, Catch::Contains("required"));
   msg = parseError("[[interface]]\ndevice = \"net_tap0\"\n");
@@ -507,5 +563,59 @@ TEST_CASE("Booleans and integers are not interchangeable", "[config][errors]") {
     INFO(text);
     const absl::StatusOr<rtpx::Config> c = rtpx::parseConfig(text);
     CHECK_FALSE(c.ok());
+  }
+}
+
+TEST_CASE("[sessions] keys and advertised addresses", "[config][sessions]") {
+  SECTION("overrides") {
+    const rtpx::Config c = parseOk("", {"sessions.port_min=40000", "sessions.port_max=40099",
+                                        "sessions.no_media_s=0", "sessions.flow_capacity=1024"});
+    CHECK(c.sessions.port_min == 40000);
+    CHECK(c.sessions.port_max == 40099);
+    CHECK(c.sessions.no_media_s == 0);
+    CHECK(c.dataplane.flow_capacity == 1024);
+    CHECK(c.sessions.one_sided_s == 60);
+  }
+  SECTION("a range without an RTP/RTCP pair") {
+    std::string msg = parseError("[sessions]\nport_min = 30000\nport_max = 30000\n");
+    CHECK_THAT(msg, Catch::Contains("sessions"));
+    CHECK_THAT(msg, Catch::Contains("30000-30000"));
+    // Checked after overrides too, whichever bound moved.
+    CHECK_THAT(parseError("", {"sessions.port_min=45000"}), Catch::Contains("45000-39999"));
+    CHECK(parseOk("[sessions]\nport_min = 30001\nport_max = 30003\n").sessions.port_min == 30001);
+  }
+  SECTION("out of range and wrong types name the key") {
+    CHECK_THAT(parseError("[sessions]\nport_min = 0\n"), Catch::Contains("sessions.port_min"));
+    CHECK_THAT(parseError("[sessions]\nport_max = 65536\n"), Catch::Contains("sessions.port_max"));
+    CHECK_THAT(parseError("[sessions]\nflow_capacity = 10\n"),
+               Catch::Contains("sessions.flow_capacity"));
+    CHECK_THAT(parseError("[sessions]\nno_media_s = -1\n"), Catch::Contains("sessions.no_media_s"));
+    CHECK_THAT(parseError("[sessions]\ndelete_delay_s = \"5s\"\n"),
+               Catch::Contains("sessions.delete_delay_s"));
+    CHECK_THAT(parseError("[sessions]\ntimeout = 5\n"), Catch::Contains("sessions.timeout"));
+    CHECK_THAT(parseError("sessions = 1\n"), Catch::Contains("sessions"));
+  }
+  SECTION("advertised addresses need the local address of their family") {
+    const std::string dev = "[[interface]]\ndevice = \"net_tap0\"\nipv4 = \"10.0.0.5/24\"\n";
+    const rtpx::Config c = parseOk(dev + "advertised_ipv4 = \"203.0.113.9\"\n");
+    REQUIRE(c.interface_sessions.size() == 1);
+    CHECK(str(c.interface_sessions[0].advertised_ipv4) == "203.0.113.9");
+    std::string msg = parseError(dev + "advertised_ipv6 = \"2001:db8::9\"\n");
+    CHECK_THAT(msg, Catch::Contains("interface[0].advertised_ipv6"));
+    CHECK_THAT(msg, Catch::Contains("needs ipv6"));
+    CHECK_THAT(parseError(dev + "advertised_ipv4 = \"2001:db8::9\"\n"),
+               Catch::Contains("interface[0].advertised_ipv4"));
+    CHECK_THAT(parseError(dev + "advertised_ipv4 = \"203.0.113\"\n"),
+               Catch::Contains("interface[0].advertised_ipv4"));
+  }
+  SECTION("toToml writes them back") {
+    const rtpx::Config c = parseOk(
+        "[[interface]]\ndevice = \"net_tap0\"\nipv4 = \"10.0.0.5/24\"\n"
+        "advertised_ipv4 = \"203.0.113.9\"\n[sessions]\ndelete_delay_s = 2\n");
+    const std::string text = rtpx::toToml(c);
+    INFO(text);
+    CHECK_THAT(text, Catch::Contains("advertised_ipv4 = '203.0.113.9'"));
+    CHECK_THAT(text, Catch::Contains("delete_delay_s = 2"));
+    checkSameConfig(parseOk(text), c);
   }
 }

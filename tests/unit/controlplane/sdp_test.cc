@@ -847,12 +847,23 @@ TEST_CASE("malformed input is rejected with the line number and the rule", "[sdp
     CHECK(parseError(kMinimal + "ab=c\r\n") ==
           "line 7: expected '<type>=<value>' with a one-letter type, got 'ab=c'");
     CHECK(parseError(kMinimal + "1=c\r\n").rfind("line 7: expected '<type>=<value>'", 0) == 0);
-    CHECK(parseError(kMinimal + "\r\n") ==
+    CHECK(parseError(kMinimal + "\r\na=x\r\n") ==
           "line 7: empty line (every line must be '<type>=<value>')");
+    CHECK(parseError("\r\n" + kMinimal) ==
+          "line 1: empty line (every line must be '<type>=<value>')");
     // Quoted input is hex-escaped and cut at 48 characters.
     CHECK(parseError(kMinimal + "\x01\x02" + std::string(100, 'z') + "\r\n") ==
           "line 7: expected '<type>=<value>' with a one-letter type, got '\\x01\\x02" +
               std::string(46, 'z') + "...'");
+  }
+  SECTION("trailing blank lines (sipp, some SBCs) are accepted and kept verbatim") {
+    for (const std::string tail : {"\r\n", "\r\n\r\n", "\n"}) {
+      const std::string text = kMinimal + tail;
+      auto sd = rtpx::sdp::parse(text);
+      REQUIRE(sd.ok());
+      CHECK(sd->serialize() == text);
+      CHECK(sd->mediaCount() == 1);
+    }
   }
   SECTION("oversized input and too many lines") {
     const std::string oversized = kMinimal + "a=" + std::string(70000, 'x') + "\r\n";

@@ -1,0 +1,146 @@
+// session_rate: offer + answer + delete cycles against rtpxd's gRPC SessionService, from
+// `--concurrency` client threads over one channel, for `--calls` calls. Prints the rate and the
+// latency of each operation. With --hold, sets the calls up and keeps them (for memory
+// measurements), deleting them only when stdin closes.
+//   session_rate --server 127.0.0.1:50051 --calls 20000 --concurrency 8
+#include <grpcpp/grpcpp.h>
+
+#include <fmt/format.h>
+#include <CLI/CLI.hpp>
+#include <algorithm>
+#include <atomic>
+#include <chrono>
+#include <iostream>
+#include <thread>
+#include <vector>
+
+#include "rtpx/v1/session.grpc.pb.h"
+
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+std::string sdp(const std::string& ip, int port) {
+  return fmt::format(
+      "v=0\r\no=- 1 1 IN IP4 {0}\r\ns=-\r\nc=IN IP4 {0}\r\nt=0 0\r\nm=audio {1} RTP/AVP 0 101\r\n"
+      "a=rtpmap:0 PCMU/8000\r\na=rtpmap:101 telephone-event/8000\r\na=rtcp-mux\r\na=sendrecv\r\n",
+      ip, port);
+}
+
+double pct(std::vector<double>& v, double p) {
+  if (v.empty()) return 0;
+  std::sort(v.begin(), v.end());
+  return v[std::min(v.size() - 1, static_cast<size_t>(p * v.size()))];
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  CLI::App app{"session_rate — offer+answer+delete rate against rtpxd"};
+  std::string server = "127.0.0.1:50051", prefix = "bench";
+  int calls = 10000, concurrency = 8;
+  bool hold = false;
+  app.add_option("--server", server);
+  app.add_option("--calls", calls);
+  app.add_option("--concurrency", concurrency);
+  app.add_option("--prefix", prefix, "Call-ID prefix");
+  app.add_flag("--hold", hold, "Keep the calls until stdin closes, then delete them");
+  CLI11_PARSE(app, argc, argv);
+
+  grpc::ChannelArguments args;
+  args.SetInt(GRPC_ARG_MAX_CONCURRENT_STREAMS, 1000);
+  auto channel = grpc::CreateCustomChannel(server, grpc::InsecureChannelCredentials(), args);
+  auto stub = rtpx::v1::SessionService::NewStub(channel);
+  std::atomic<int> next{0}, errors{0};
+  std::vector<std::vector<double>> lat_offer(concurrency), lat_answer(concurrency),
+      lat_delete(concurrency);
+  std::string first_error;
+  std::mutex err_mu;
+  auto fail = [&](const grpc::Status& st) {
+    if (errors++ == 0) {
+      std::lock_guard lk(err_mu);
+      first_error = fmt::format("{}: {}", static_cast<int>(st.error_code()), st.error_message());
+    }
+  };
+  auto ms = [](Clock::time_point a) {
+    return std::chrono::duration<double, std::milli>(Clock::now() - a).count();
+  };
+  auto setup = [&](int i, int t) {
+    const std::string id = fmt::format("{}-{}", prefix, i);
+    {
+      grpc::ClientContext ctx;
+      rtpx::v1::OfferRequest req;
+      req.set_call_id(id);
+      req.set_from_tag("a");
+      req.set_sdp(sdp("192.0.2.10", 4000 + 2 * (i % 20000)));
+      rtpx::v1::OfferResponse resp;
+      auto t0 = Clock::now();
+      auto st = stub->Offer(&ctx, req, &resp);
+      lat_offer[t].push_back(ms(t0));
+      if (!st.ok()) return fail(st), false;
+    }
+    grpc::ClientContext ctx;
+    rtpx::v1::AnswerRequest req;
+    req.set_call_id(id);
+    req.set_from_tag("a");
+    req.set_to_tag("b");
+    req.set_sdp(sdp("192.0.2.20", 4000 + 2 * (i % 20000)));
+    rtpx::v1::AnswerResponse resp;
+    auto t0 = Clock::now();
+    auto st = stub->Answer(&ctx, req, &resp);
+    lat_answer[t].push_back(ms(t0));
+    if (!st.ok()) return fail(st), false;
+    return true;
+  };
+  auto teardown = [&](int i, int t) {
+    grpc::ClientContext ctx;
+    rtpx::v1::DeleteRequest req;
+    req.set_call_id(fmt::format("{}-{}", prefix, i));
+    rtpx::v1::DeleteResponse resp;
+    auto t0 = Clock::now();
+    auto st = stub->Delete(&ctx, req, &resp);
+    lat_delete[t].push_back(ms(t0));
+    if (!st.ok()) fail(st);
+  };
+  auto run = [&](auto body) {
+    next = 0;
+    std::vector<std::thread> th;
+    for (int t = 0; t < concurrency; ++t)
+      th.emplace_back([&, t] {
+        for (int i; (i = next++) < calls;) body(i, t);
+      });
+    for (auto& x : th) x.join();
+  };
+
+  const auto t0 = Clock::now();
+  if (hold) {
+    run([&](int i, int t) { setup(i, t); });
+    const double s = std::chrono::duration<double>(Clock::now() - t0).count();
+    fmt::print("{{\"held_calls\":{},\"errors\":{},\"setup_seconds\":{:.3f}}}\n", calls - errors,
+               errors.load(), s);
+    std::fflush(stdout);
+    std::string line;
+    while (std::getline(std::cin, line)) {
+    }
+    run([&](int i, int t) { teardown(i, t); });
+    return errors == 0 ? 0 : 1;
+  }
+  run([&](int i, int t) {
+    if (setup(i, t)) teardown(i, t);
+  });
+  const double s = std::chrono::duration<double>(Clock::now() - t0).count();
+  std::vector<double> o, a, d;
+  for (int t = 0; t < concurrency; ++t) {
+    o.insert(o.end(), lat_offer[t].begin(), lat_offer[t].end());
+    a.insert(a.end(), lat_answer[t].begin(), lat_answer[t].end());
+    d.insert(d.end(), lat_delete[t].begin(), lat_delete[t].end());
+  }
+  fmt::print(
+      "{{\"calls\":{},\"errors\":{},\"seconds\":{:.3f},\"cycles_per_s\":{:.0f},"
+      "\"offer_p50_ms\":{:.3f},\"offer_p99_ms\":{:.3f},\"answer_p50_ms\":{:.3f},"
+      "\"answer_p99_ms\":{:.3f},\"delete_p50_ms\":{:.3f},\"delete_p99_ms\":{:.3f}}}\n",
+      calls, errors.load(), s, (calls - errors) / s, pct(o, 0.5), pct(o, 0.99), pct(a, 0.5),
+      pct(a, 0.99), pct(d, 0.5), pct(d, 0.99));
+  if (errors > 0) fmt::print(stderr, "first error: {}\n", first_error);
+  return errors == 0 ? 0 : 1;
+}

@@ -1,0 +1,260 @@
+// The session manager (DESIGN.md §4): the authoritative state of every call, built from SDP
+// offers and answers (RFC 3264), compiled into dataplane flows.
+//
+//   Call (call-id) ─► two legs (tags) ─► Media (one m= line, index-aligned in offer and answer)
+//     ─► Stream (RTP, plus RTCP unless rtcp-mux) ─► per leg: the rtpx endpoint that leg sees and
+//        the leg's own endpoint from its SDP.
+//
+// Leg 0 is whoever sent the first offer, leg 1 whoever answered it; later offers may come from
+// either leg. For a stream, direction X→Y is one flow: key = the rtpx endpoint shown to X (X
+// sends there), egress_local = the rtpx endpoint shown to Y, destination = Y's endpoint from Y's
+// SDP (unknown until Y's SDP arrives). The two directions are paired, so each sends to where
+// its peer really sends from once that latches.
+//
+// Every operation validates before it changes anything, and rolls back what it allocated if a
+// later step fails, so an error leaves the state exactly as it was. One mutex serialises the
+// control operations (gRPC threads, the tick thread); workers never touch it.
+#pragma once
+
+#include <absl/status/status.h>
+#include <absl/status/statusor.h>
+
+#include <atomic>
+#include <chrono>
+#include <condition_variable>
+#include <cstdint>
+#include <deque>
+#include <functional>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <unordered_map>
+#include <vector>
+
+#include "controlplane/config.h"
+#include "controlplane/port_allocator.h"
+#include "dataplane/flow.h"
+#include "dataplane/net_types.h"
+
+namespace rtpx {
+
+// One interface as sessions see it (built from [[interface]] and the DPDK port id).
+struct SessionInterface {
+  std::string name;
+  uint16_t port_id = 0;  // DPDK port
+  std::optional<IpPrefix> ipv4;
+  std::optional<IpPrefix> ipv6;
+  std::optional<IpAddr> gateway4;
+  std::optional<IpAddr> gateway6;
+  // Written into SDP instead of the local address when set (the flows use the local one).
+  std::optional<IpAddr> advertised_ipv4;
+  std::optional<IpAddr> advertised_ipv6;
+};
+
+// The interfaces of `cfg`, with DPDK port ids from `port_ids` (by interface index).
+std::vector<SessionInterface> sessionInterfaces(const Config& cfg,
+                                                const std::vector<uint16_t>& port_ids);
+
+// Which rtpx address a leg is shown. Unset fields take the defaults described per option.
+struct LegAddressOption {
+  // nullopt: the family of the SDP being rewritten (the offer's).
+  std::optional<IpAddr::Family> family;
+  // Empty: the first interface that has an address of the family.
+  std::string interface;
+};
+
+struct RewriteOptions {
+  bool keep_ice = false;        // keep a=candidate & co. (default: removed, rtpx is the endpoint)
+  bool replace_origin = false;  // write rtpx's address into o= as well
+};
+
+struct OfferOptions : RewriteOptions {
+  // The rtpx address shown to the answerer (in the rewritten offer): family and interface.
+  // Only when that leg has none yet (the first offer); a re-offer may repeat it, not change it.
+  LegAddressOption answerer;
+  // Interface toward the offerer (its family is always that of the offer's own addresses).
+  std::string offerer_interface;
+};
+
+using AnswerOptions = RewriteOptions;
+
+enum class CallState : uint8_t {
+  kOffered,   // waiting for the first answer
+  kAnswered,  // media can flow (an offer from either leg may be pending)
+  kDeleting,  // a delayed delete is due
+};
+std::string_view callStateName(CallState s);
+
+// One flow as Query shows it.
+struct DirectionInfo {
+  std::string from_tag;  // sender leg (empty: not known yet)
+  std::string to_tag;    // receiver leg
+  bool rtcp = false;     // an RTCP-only flow (the RTP flow also carries RTCP under rtcp-mux)
+  Endpoint local;        // rtpx endpoint the sender sends to
+  Endpoint egress_local;
+  Endpoint destination;  // the receiver's endpoint from its SDP (unknown until known)
+  bool forward = true;
+  FlowStats stats;
+};
+
+struct MediaInfo {
+  uint32_t index = 0;  // m= line
+  std::string type;    // "audio", "video", ...
+  bool rtcp_mux = false;
+  std::vector<DirectionInfo> directions;  // RTP 0→1, RTP 1→0, then RTCP 0→1, 1→0 if any
+};
+
+struct CallInfo {
+  std::string call_id;
+  CallState state = CallState::kOffered;
+  std::string tags[2];  // leg 0 (first offerer), leg 1 (answerer; empty before the answer)
+  std::string interfaces[2];
+  uint64_t created_ns = 0;
+  uint64_t answered_ns = 0;      // 0 = never
+  uint64_t now_ns = 0;           // the manager's clock at the query (for packet ages)
+  std::vector<MediaInfo> media;  // active m= lines only
+};
+
+struct CallSummary {
+  std::string call_id;
+  CallState state = CallState::kOffered;
+  std::string tags[2];
+  uint32_t active_media = 0;
+  uint64_t created_ns = 0;
+};
+
+struct SessionEvent {
+  enum class Type : uint8_t { kCreated, kAnswered, kMediaStarted, kTimeout, kDeleted };
+  // Why: set for kTimeout and kDeleted.
+  enum class Reason : uint8_t {
+    kNone,
+    kRequested,        // deleted on request
+    kNoMedia,          // no packet from either side for sessions.no_media_s
+    kOneSidedMedia,    // packets from one leg only for sessions.one_sided_s
+    kOfferUnanswered,  // no answer within sessions.offer_unanswered_s
+    kDeleteDelay,      // a delayed delete was carried out
+  };
+  uint64_t sequence = 0;  // 1, 2, 3 … in the order the manager produced them
+  Type type = Type::kCreated;
+  Reason reason = Reason::kNone;
+  std::string call_id;
+  std::string from_tag;  // the leg concerned, if any
+  std::string to_tag;
+  uint64_t time_ns = 0;  // the manager's clock (monotonic)
+  std::chrono::system_clock::time_point wall_time;
+  // Events this subscriber lost (its queue was full) since the previous one it received.
+  uint64_t dropped_before = 0;
+};
+std::string_view eventTypeName(SessionEvent::Type t);
+std::string_view eventReasonName(SessionEvent::Reason r);
+
+// A subscriber's bounded queue. The manager never waits for it: when the queue is full the
+// oldest event is dropped and counted.
+class EventSubscription {
+ public:
+  explicit EventSubscription(std::size_t capacity) : capacity_(capacity == 0 ? 1 : capacity) {}
+  // The next event, waiting at most `timeout`; nullopt on timeout or once closed and drained.
+  std::optional<SessionEvent> next(std::chrono::milliseconds timeout);
+  uint64_t dropped() const;
+  bool closed() const;
+  void close();
+
+ private:
+  friend class SessionManager;
+  void push(const SessionEvent& e);
+
+  const std::size_t capacity_;
+  mutable std::mutex mu_;
+  std::condition_variable cv_;
+  std::deque<SessionEvent> queue_;
+  uint64_t dropped_ = 0;
+  uint64_t dropped_reported_ = 0;
+  bool closed_ = false;
+};
+
+class SessionManager {
+ public:
+  using Resolver = std::function<void(uint16_t port_id, const IpAddr& next_hop)>;
+  using Clock = std::function<uint64_t()>;  // monotonic nanoseconds
+
+  static constexpr std::size_t kMaxIdBytes = 256;  // call-id and tags
+  static constexpr std::size_t kDefaultEventQueue = 1024;
+
+  // `flows` must outlive the manager; `resolver` is asked for the next hop of every
+  // destination (thread-safe, must not block). `clock` defaults to CLOCK_MONOTONIC.
+  static absl::StatusOr<std::unique_ptr<SessionManager>> create(
+      const SessionsConfig& cfg, std::vector<SessionInterface> interfaces, FlowTable& flows,
+      Resolver resolver, Clock clock = nullptr);
+  ~SessionManager();
+  SessionManager(const SessionManager&) = delete;
+  SessionManager& operator=(const SessionManager&) = delete;
+
+  // An offer from leg `from_tag` (a new call, or a re-offer from either leg): the SDP to send
+  // to the other leg. Allocates ports and flows for new m= lines, frees those of m= lines now
+  // at port 0, updates the rest (moved addresses relatch, direction attributes set forwarding).
+  absl::StatusOr<std::string> offer(std::string_view call_id, std::string_view from_tag,
+                                    std::string_view sdp, const OfferOptions& options = {});
+  // The answer of leg `to_tag` to the pending offer of leg `from_tag`: the SDP to send back to
+  // the offerer. FAILED_PRECONDITION if `from_tag` has no offer pending.
+  absl::StatusOr<std::string> answer(std::string_view call_id, std::string_view from_tag,
+                                     std::string_view to_tag, std::string_view sdp,
+                                     const AnswerOptions& options = {});
+  // Deletes the call, or with `tag` one leg. The leg that answered the first offer (a forked
+  // branch that ended) takes the call back to waiting for an answer to the offer, keeping the
+  // ports the offer showed; the first offerer's leg ends the whole call.
+  // `delay` (default sessions.delete_delay_s) postpones it; an offer or answer cancels a
+  // postponed delete.
+  absl::Status deleteCall(std::string_view call_id, std::optional<std::string_view> tag = {},
+                          std::optional<std::chrono::milliseconds> delay = {});
+  absl::StatusOr<CallInfo> query(std::string_view call_id) const;
+  std::vector<CallSummary> list() const;
+  std::size_t callCount() const;
+
+  // Evaluates timeouts, media start and postponed deletes. Call every 100 ms to 1 s with the
+  // same clock as the manager's.
+  void tick(uint64_t now_ns);
+
+  std::shared_ptr<EventSubscription> subscribe(std::size_t queue_capacity = kDefaultEventQueue);
+  void unsubscribe(const std::shared_ptr<EventSubscription>& subscription);
+  // Ends every subscription (waiters return) and refuses new ones; for server shutdown.
+  void closeSubscriptions();
+
+  // For tests and statistics.
+  const PortAllocator& ports(std::size_t interface_index) const;
+  const std::vector<SessionInterface>& interfaces() const { return interfaces_; }
+  uint64_t now() const { return clock_(); }
+
+ private:
+  struct Call;  // defined in session_manager.cc
+
+  SessionManager(const SessionsConfig& cfg, std::vector<SessionInterface> interfaces,
+                 std::vector<PortAllocator> ports, FlowTable& flows, Resolver resolver,
+                 Clock clock);
+
+  void emit(SessionEvent::Type type, SessionEvent::Reason reason, const Call& call,
+            std::string_view from_tag, std::string_view to_tag, uint64_t now);
+  void destroyCall(Call& call);
+  void detachAnswerer(Call& call, uint64_t now);
+  void requestResolve(const Call& call);
+  void checkMedia(Call& call, uint64_t now, std::vector<std::string>& to_delete);
+
+  const SessionsConfig cfg_;
+  const std::vector<SessionInterface> interfaces_;
+  std::vector<PortAllocator> ports_;  // by interface index
+  FlowTable& flows_;
+  Resolver resolver_;
+  Clock clock_;
+
+  mutable std::mutex mu_;
+  // Keyed by a view of the call's own id (no second copy of every call-id).
+  std::unordered_map<std::string_view, std::unique_ptr<Call>> calls_;
+  uint64_t event_sequence_ = 0;
+
+  std::mutex subscribers_mu_;
+  std::vector<std::shared_ptr<EventSubscription>> subscribers_;
+  bool subscriptions_closed_ = false;
+};
+
+}  // namespace rtpx

@@ -1,0 +1,172 @@
+#include <absl/strings/str_cat.h>
+#include <rte_errno.h>
+#include <rte_hash.h>
+#include <rte_jhash.h>
+#include <rte_rcu_qsbr.h>
+
+#include "dataplane/flow.h"
+#include "dataplane/flow_internal.h"
+
+namespace rtpx {
+
+std::string Endpoint::toString() const {
+  if (!known()) return "-";
+  return addr.isV6() ? absl::StrCat("[", addr.toString(), "]:", port)
+                     : absl::StrCat(addr.toString(), ":", port);
+}
+
+absl::StatusOr<std::unique_ptr<FlowTable>> FlowTable::create(uint32_t capacity, rte_rcu_qsbr* qsbr,
+                                                             int socket) {
+  static std::atomic<int> seq{0};
+  std::string name = absl::StrCat("rtpx_flows_", seq++);
+  rte_hash_parameters p{};
+  p.name = name.c_str();
+  p.entries = capacity;
+  p.key_len = sizeof(FlowKey);
+  p.hash_func = rte_jhash;
+  p.hash_func_init_val = 0;
+  p.socket_id = socket;
+  // Lock-free readers (workers) with one writer at a time (the control plane, serialised by
+  // the session manager). Deleted keys stay reserved until we free them after a grace period.
+  p.extra_flag = RTE_HASH_EXTRA_FLAGS_RW_CONCURRENCY_LF | RTE_HASH_EXTRA_FLAGS_EXT_TABLE;
+  std::unique_ptr<FlowTable> t(new FlowTable());
+  t->hash_ = rte_hash_create(&p);
+  if (t->hash_ == nullptr)
+    return absl::ResourceExhaustedError(absl::StrCat("cannot create a flow table of ", capacity,
+                                                     " entries: ", rte_strerror(rte_errno)));
+  t->qsbr_ = qsbr;
+  t->capacity_ = capacity;
+  return t;
+}
+
+FlowTable::~FlowTable() {
+  for (Flow* f : by_id_) {
+    if (f == nullptr) continue;
+    delete f->spec.load();
+    delete f;
+  }
+  rte_hash_free(hash_);
+}
+
+absl::StatusOr<FlowId> FlowTable::add(const FlowSpec& spec) {
+  if (!spec.local.known())
+    return absl::InvalidArgumentError("flow: the local endpoint must be a known address:port");
+  if (size() >= capacity_)
+    return absl::ResourceExhaustedError(absl::StrCat("flow table full (", capacity_, " flows)"));
+  const FlowKey key = makeFlowKey(spec.local.addr, rte_cpu_to_be_16(spec.local.port));
+  if (rte_hash_lookup(hash_, &key) >= 0)
+    return absl::AlreadyExistsError(
+        absl::StrCat("flow: local endpoint ", spec.local.toString(), " is in use"));
+  auto* f = new Flow();
+  f->spec.store(new SpecRecord{spec, 1}, std::memory_order_relaxed);
+  if (free_ids_.empty()) {
+    f->id = static_cast<FlowId>(by_id_.size());
+    by_id_.push_back(f);
+  } else {
+    f->id = free_ids_.back();
+    free_ids_.pop_back();
+    by_id_[f->id] = f;
+  }
+  // rte_hash_add_key_data publishes with release semantics: a reader that finds the key sees
+  // a fully built flow.
+  if (int rc = rte_hash_add_key_data(hash_, &key, f); rc != 0) {
+    by_id_[f->id] = nullptr;
+    free_ids_.push_back(f->id);
+    delete f->spec.load();
+    delete f;
+    return absl::ResourceExhaustedError(absl::StrCat("flow table: ", rte_strerror(-rc)));
+  }
+  return f->id;
+}
+
+namespace {
+Flow* get(const std::vector<Flow*>& v, FlowId id) {
+  return id < v.size() ? v[id] : nullptr;
+}
+}  // namespace
+
+absl::Status FlowTable::pair(FlowId a, FlowId b) {
+  Flow* fa = get(by_id_, a);
+  Flow* fb = get(by_id_, b);
+  if (fa == nullptr || fb == nullptr) return absl::NotFoundError("flow: unknown id");
+  fa->reverse.store(fb, std::memory_order_release);
+  fb->reverse.store(fa, std::memory_order_release);
+  return absl::OkStatus();
+}
+
+absl::Status FlowTable::update(FlowId id, const FlowSpec& spec, bool relatch) {
+  Flow* f = get(by_id_, id);
+  if (f == nullptr) return absl::NotFoundError("flow: unknown id");
+  const SpecRecord* old = f->spec.load(std::memory_order_relaxed);
+  if (!(old->spec.local == spec.local))
+    return absl::InvalidArgumentError("flow: the local endpoint of a flow cannot change");
+  f->spec.store(new SpecRecord{spec, old->generation + (relatch ? 1 : 0)},
+                std::memory_order_release);
+  // Workers may still hold `old` for the packet in hand: free it after every worker has
+  // passed a quiescent point.
+  rte_rcu_qsbr_synchronize(qsbr_, RTE_QSBR_THRID_INVALID);
+  delete old;
+  return absl::OkStatus();
+}
+
+absl::Status FlowTable::remove(const std::vector<FlowId>& ids) {
+  std::vector<std::pair<Flow*, int32_t>> gone;
+  for (FlowId id : ids) {
+    Flow* f = get(by_id_, id);
+    if (f == nullptr) continue;
+    const SpecRecord* s = f->spec.load(std::memory_order_relaxed);
+    const FlowKey key = makeFlowKey(s->spec.local.addr, rte_cpu_to_be_16(s->spec.local.port));
+    const int32_t pos = rte_hash_del_key(hash_, &key);
+    gone.emplace_back(f, pos);
+    by_id_[id] = nullptr;
+  }
+  if (gone.empty()) return absl::OkStatus();
+  rte_rcu_qsbr_synchronize(qsbr_, RTE_QSBR_THRID_INVALID);
+  for (auto& [f, pos] : gone) {
+    if (pos >= 0) rte_hash_free_key_with_position(hash_, pos);
+    free_ids_.push_back(f->id);
+    delete f->spec.load();
+    delete f;
+  }
+  return absl::OkStatus();
+}
+
+absl::StatusOr<FlowStats> FlowTable::stats(FlowId id) const {
+  const Flow* f = get(by_id_, id);
+  if (f == nullptr) return absl::NotFoundError("flow: unknown id");
+  FlowStats s;
+  s.packets = f->packets.read();
+  s.bytes = f->bytes.read();
+  s.forwarded = f->forwarded.read();
+  s.dropped_source = f->dropped_source.read();
+  s.dropped_no_destination = f->dropped_no_destination.read();
+  s.dropped_no_route = f->dropped_no_route.read();
+  s.dropped_not_forwarding = f->dropped_not_forwarding.read();
+  s.first_packet_ns = f->first_packet_ns.load(std::memory_order_relaxed);
+  s.last_packet_ns = f->last_packet_ns.load(std::memory_order_relaxed);
+  const auto latch = f->readLatch();
+  const uint32_t gen = f->spec.load(std::memory_order_acquire)->generation;
+  s.latched = latch.latched && latch.generation == gen;
+  if (s.latched) s.latched_source = latch.source;
+  s.ssrc = f->ssrc.load(std::memory_order_relaxed);
+  s.rtp_packets = f->rtp_packets.read();
+  s.rtp_expected = f->rtp_expected.load(std::memory_order_relaxed);
+  s.rtp_lost = f->rtp_lost.load(std::memory_order_relaxed);
+  s.rtp_seq_errors = static_cast<uint32_t>(f->rtp_seq_errors.read());
+  s.jitter_ms = static_cast<double>(f->jitter_ns.load(std::memory_order_relaxed)) / 1e6;
+  s.rtcp_packets = f->rtcp_packets.read();
+  return s;
+}
+
+size_t FlowTable::size() const {
+  return static_cast<size_t>(rte_hash_count(hash_));
+}
+
+Flow* FlowTable::lookup(const IpAddr& local, uint16_t port_be) const noexcept {
+  const FlowKey key = makeFlowKey(local, port_be);
+  void* data = nullptr;
+  if (rte_hash_lookup_data(hash_, &key, &data) < 0) return nullptr;
+  return static_cast<Flow*>(data);
+}
+
+}  // namespace rtpx

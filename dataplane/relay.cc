@@ -1,0 +1,282 @@
+// The media fast path: UDP to an allocated port → flow → latch / strict source → RTP
+// statistics → destination (the reverse direction's latched source, else the SDP's) → next hop
+// → full L2/L3/L4 rewrite (IPv4 and IPv6 either way) → TX on the egress port.
+#include <rte_byteorder.h>
+#include <rte_ether.h>
+#include <rte_ip.h>
+#include <rte_udp.h>
+
+#include <cmath>
+#include <cstring>
+
+#include "dataplane/flow_internal.h"
+#include "dataplane/ingress.h"
+#include "dataplane/neighbor_table.h"
+
+namespace rtpx {
+namespace {
+
+constexpr size_t kEth = sizeof(rte_ether_hdr);
+constexpr size_t kV4 = sizeof(rte_ipv4_hdr);
+constexpr size_t kV6 = sizeof(rte_ipv6_hdr);
+constexpr size_t kUdp = sizeof(rte_udp_hdr);
+
+IngressResult dropped(WorkerCounters& c, DropReason r) noexcept {
+  c.drop(r);
+  IngressResult res;
+  res.verdict = Verdict::kDrop;
+  res.reason = r;
+  return res;
+}
+
+// RFC 3550 appendix A.1 (without the probation period: media relays count from the first
+// packet) and A.8 (interarrival jitter, in timestamp units).
+void updateRtp(Flow& f, const uint8_t* rtp, uint64_t now_ns, uint32_t clock_rate) noexcept {
+  constexpr uint32_t kSeqMod = 1u << 16, kMaxDropout = 3000, kMaxMisorder = 100;
+  const uint16_t seq = static_cast<uint16_t>(rtp[2] << 8 | rtp[3]);
+  uint32_t ts, ssrc;
+  std::memcpy(&ts, rtp + 4, 4);
+  std::memcpy(&ssrc, rtp + 8, 4);
+  ts = rte_be_to_cpu_32(ts);
+  ssrc = rte_be_to_cpu_32(ssrc);
+  RtpState& s = f.rtp;
+  auto init = [&s](uint16_t sq) {
+    s.base_seq = sq;
+    s.max_seq = sq;
+    s.bad_seq = kSeqMod + 1;
+    s.cycles = 0;
+    s.received = 0;
+    s.jitter = 0;
+  };
+  if (!s.started || ssrc != f.ssrc.load(std::memory_order_relaxed)) {
+    if (s.started) f.rtp_seq_errors.add(1);  // a new SSRC restarts the statistics
+    init(seq);
+    s.started = true;
+    f.ssrc.store(ssrc, std::memory_order_relaxed);
+    s.transit = 0;
+  } else {
+    const uint16_t udelta = static_cast<uint16_t>(seq - s.max_seq);
+    if (udelta < kMaxDropout) {
+      if (seq < s.max_seq) s.cycles += kSeqMod;
+      s.max_seq = seq;
+    } else if (udelta <= kSeqMod - kMaxMisorder) {
+      // A large jump: restart only if the next packet confirms it (two in a row).
+      f.rtp_seq_errors.add(1);
+      if (seq == s.bad_seq) {
+        init(seq);
+      } else {
+        s.bad_seq = (seq + 1u) & (kSeqMod - 1);
+        return;
+      }
+    }  // else: duplicate or reordered, counted as received
+  }
+  ++s.received;
+  f.rtp_packets.add(1);
+  const uint64_t expected = s.cycles + s.max_seq - s.base_seq + 1;
+  f.rtp_expected.store(expected, std::memory_order_relaxed);
+  f.rtp_lost.store(static_cast<int64_t>(expected) - static_cast<int64_t>(s.received),
+                   std::memory_order_relaxed);
+  if (clock_rate == 0) return;
+  // RFC 3550 A.8 works modulo 2^32: timestamps start anywhere and wrap.
+  const uint32_t arrival =
+      static_cast<uint32_t>(static_cast<unsigned __int128>(now_ns) * clock_rate / 1000000000u);
+  const int32_t transit = static_cast<int32_t>(arrival - ts);
+  if (s.received > 1) {
+    const int32_t d =
+        static_cast<int32_t>(static_cast<uint32_t>(transit) - static_cast<uint32_t>(s.transit));
+    s.jitter += (std::fabs(static_cast<double>(d)) - s.jitter) / 16.0;
+    f.jitter_ns.store(static_cast<uint64_t>(s.jitter * 1e9 / clock_rate),
+                      std::memory_order_relaxed);
+  }
+  s.transit = transit;
+}
+
+// Rewrites every header in front of the UDP payload for `out` → `dst` and leaves the payload
+// where it is. The frame grows or shrinks at its head when the IP family changes.
+bool writeHeaders(rte_mbuf* m, size_t old_hdr, uint32_t payload_len, uint8_t tos,
+                  const InterfaceAddrs& out, const MacAddr& next_mac, const Endpoint& src,
+                  const Endpoint& dst) noexcept {
+  const bool v6 = dst.addr.isV6();
+  const size_t new_hdr = kEth + (v6 ? kV6 : kV4) + kUdp;
+  // Drop Ethernet padding: the frame ends where the UDP payload ends.
+  m->data_len = static_cast<uint16_t>(old_hdr + payload_len);
+  m->pkt_len = m->data_len;
+  if (new_hdr > old_hdr) {
+    if (rte_pktmbuf_prepend(m, static_cast<uint16_t>(new_hdr - old_hdr)) == nullptr) return false;
+  } else if (new_hdr < old_hdr) {
+    rte_pktmbuf_adj(m, static_cast<uint16_t>(old_hdr - new_hdr));
+  }
+  auto* eth = rte_pktmbuf_mtod(m, rte_ether_hdr*);
+  std::memcpy(eth->dst_addr.addr_bytes, next_mac.bytes.data(), 6);
+  std::memcpy(eth->src_addr.addr_bytes, out.mac.bytes.data(), 6);
+  const uint16_t udp_len = static_cast<uint16_t>(kUdp + payload_len);
+  m->ol_flags = 0;
+  m->l2_len = kEth;
+  if (!v6) {
+    eth->ether_type = RTE_BE16(RTE_ETHER_TYPE_IPV4);
+    auto* ip = reinterpret_cast<rte_ipv4_hdr*>(eth + 1);
+    auto* udp = reinterpret_cast<rte_udp_hdr*>(ip + 1);
+    ip->version_ihl = 0x45;
+    ip->type_of_service = tos;
+    ip->total_length = rte_cpu_to_be_16(static_cast<uint16_t>(kV4 + udp_len));
+    ip->packet_id = 0;
+    ip->fragment_offset = RTE_BE16(RTE_IPV4_HDR_DF_FLAG);  // RFC 6864: ID unused when DF
+    ip->time_to_live = 64;
+    ip->next_proto_id = IPPROTO_UDP;
+    ip->hdr_checksum = 0;
+    ip->src_addr = src.addr.v4be();
+    ip->dst_addr = dst.addr.v4be();
+    udp->src_port = rte_cpu_to_be_16(src.port);
+    udp->dst_port = rte_cpu_to_be_16(dst.port);
+    udp->dgram_len = rte_cpu_to_be_16(udp_len);
+    udp->dgram_cksum = 0;
+    m->l3_len = kV4;
+    if (out.tx_ipv4_cksum_offload)
+      m->ol_flags |= RTE_MBUF_F_TX_IPV4 | RTE_MBUF_F_TX_IP_CKSUM;
+    else
+      ip->hdr_checksum = rte_ipv4_cksum(ip);
+    if (out.tx_udp_cksum_offload) {
+      m->ol_flags |= RTE_MBUF_F_TX_IPV4 | RTE_MBUF_F_TX_UDP_CKSUM;
+      udp->dgram_cksum = rte_ipv4_phdr_cksum(ip, m->ol_flags);
+    } else {
+      udp->dgram_cksum = rte_ipv4_udptcp_cksum(ip, udp);
+    }
+  } else {
+    eth->ether_type = RTE_BE16(RTE_ETHER_TYPE_IPV6);
+    auto* ip = reinterpret_cast<rte_ipv6_hdr*>(eth + 1);
+    auto* udp = reinterpret_cast<rte_udp_hdr*>(ip + 1);
+    ip->vtc_flow = rte_cpu_to_be_32(6u << 28 | static_cast<uint32_t>(tos) << 20);
+    ip->payload_len = rte_cpu_to_be_16(udp_len);
+    ip->proto = IPPROTO_UDP;
+    ip->hop_limits = 64;
+    std::memcpy(ip->src_addr, src.addr.bytes.data(), 16);
+    std::memcpy(ip->dst_addr, dst.addr.bytes.data(), 16);
+    udp->src_port = rte_cpu_to_be_16(src.port);
+    udp->dst_port = rte_cpu_to_be_16(dst.port);
+    udp->dgram_len = rte_cpu_to_be_16(udp_len);
+    udp->dgram_cksum = 0;
+    m->l3_len = kV6;
+    if (out.tx_udp_cksum_offload) {
+      m->ol_flags |= RTE_MBUF_F_TX_IPV6 | RTE_MBUF_F_TX_UDP_CKSUM;
+      udp->dgram_cksum = rte_ipv6_phdr_cksum(ip, m->ol_flags);
+    } else {
+      udp->dgram_cksum = rte_ipv6_udptcp_cksum(ip, udp);  // never 0 for UDP (RFC 8200 §8.1)
+    }
+  }
+  return true;
+}
+
+}  // namespace
+
+IngressResult relayUdp(rte_mbuf* m, const RelayContext& ctx, WorkerCounters& c,
+                       bool handoff) noexcept {
+  if (m->nb_segs != 1) return dropped(c, DropReason::malformed);
+  auto* eth = rte_pktmbuf_mtod(m, rte_ether_hdr*);
+  IpAddr dst_addr, src_addr;
+  rte_udp_hdr* udp;
+  uint8_t tos;
+  size_t hdr;
+  if (eth->ether_type == RTE_BE16(RTE_ETHER_TYPE_IPV4)) {
+    auto* ip = reinterpret_cast<rte_ipv4_hdr*>(eth + 1);
+    dst_addr = IpAddr::v4(ip->dst_addr);
+    src_addr = IpAddr::v4(ip->src_addr);
+    tos = ip->type_of_service;
+    udp = reinterpret_cast<rte_udp_hdr*>(ip + 1);
+    hdr = kEth + kV4 + kUdp;
+  } else {
+    auto* ip = reinterpret_cast<rte_ipv6_hdr*>(eth + 1);
+    dst_addr = IpAddr::v6(ip->dst_addr);
+    src_addr = IpAddr::v6(ip->src_addr);
+    tos = static_cast<uint8_t>(rte_be_to_cpu_32(ip->vtc_flow) >> 20);
+    udp = reinterpret_cast<rte_udp_hdr*>(ip + 1);
+    hdr = kEth + kV6 + kUdp;
+  }
+  Flow* f = ctx.flows->lookup(dst_addr, udp->dst_port);
+  if (f == nullptr) return dropped(c, DropReason::unknown_udp_port);
+
+  // DESIGN.md §4: the worker that first receives a direction owns it; a packet that reaches
+  // another worker (its source moved to another RSS queue) is handed to the owner.
+  int32_t owner = f->owner.load(std::memory_order_acquire);
+  if (owner < 0) {
+    int32_t expected = -1;
+    owner = f->owner.compare_exchange_strong(expected, ctx.worker) ? ctx.worker : expected;
+  }
+  if (owner != ctx.worker && !handoff) {
+    c.count(WorkerEvent::handoffs_sent);
+    IngressResult r;
+    r.verdict = Verdict::kHandoff;
+    r.handoff_worker = owner;
+    return r;
+  }
+
+  const SpecRecord* rec = f->spec.load(std::memory_order_acquire);
+  const FlowSpec& sp = rec->spec;
+  const uint32_t payload_len = rte_be_to_cpu_16(udp->dgram_len) - kUdp;
+  f->packets.add(1);
+  f->bytes.add(payload_len);
+  if (f->first_packet_ns.load(std::memory_order_relaxed) == 0)
+    f->first_packet_ns.store(ctx.now_ns, std::memory_order_relaxed);
+  f->last_packet_ns.store(ctx.now_ns, std::memory_order_relaxed);
+
+  // Latching (symmetric RTP through NAT), then strict source: the RTP-bleed defence.
+  const Endpoint source{src_addr, rte_be_to_cpu_16(udp->src_port)};
+  const Flow::Latch latch = f->readLatch();
+  if (!latch.latched || latch.generation != rec->generation) {
+    f->writeLatch(Flow::Latch{source, rec->generation, true});
+  } else if (sp.strict_source && !(latch.source == source)) {
+    f->dropped_source.add(1);
+    return dropped(c, DropReason::flow_source_mismatch);
+  }
+
+  const auto* payload = reinterpret_cast<const uint8_t*>(udp + 1);
+  if (sp.rtcp) {
+    f->rtcp_packets.add(1);
+  } else if (payload_len >= 12 && (payload[0] & 0xc0) == 0x80) {
+    const uint8_t pt = payload[1] & 0x7f;
+    if (pt >= 64 && pt <= 95)
+      f->rtcp_packets.add(1);  // RFC 5761 §4: RTCP on an rtcp-mux port
+    else
+      updateRtp(*f, payload, ctx.now_ns, sp.clock_rate);
+  }
+
+  if (!sp.forward) {
+    f->dropped_not_forwarding.add(1);
+    return dropped(c, DropReason::flow_not_forwarding);
+  }
+  Endpoint dst = sp.destination;
+  if (const Flow* rev = f->reverse.load(std::memory_order_acquire)) {
+    const Flow::Latch rl = rev->readLatch();
+    if (rl.latched && rl.generation == rev->spec.load(std::memory_order_acquire)->generation)
+      dst = rl.source;
+  }
+  if (!dst.known()) {
+    f->dropped_no_destination.add(1);
+    return dropped(c, DropReason::flow_no_destination);
+  }
+  const InterfaceAddrs* out = sp.egress_port < ctx.n_ifaces ? ctx.ifaces[sp.egress_port] : nullptr;
+  const std::optional<IpAddr> hop = out ? out->nextHop(dst.addr) : std::nullopt;
+  const std::optional<MacAddr> mac =
+      hop ? ctx.neighbors->resolve(sp.egress_port, *hop) : std::nullopt;
+  if (!mac) {
+    f->dropped_no_route.add(1);
+    IngressResult r = dropped(c, DropReason::flow_no_route);
+    if (hop) {
+      r.has_hint = true;
+      r.hint.port = sp.egress_port;
+      r.hint.ip = *hop;
+      r.hint.resolve = 1;
+      c.count(WorkerEvent::resolve_requests);
+    }
+    return r;
+  }
+  if (!writeHeaders(m, hdr, payload_len, tos, *out, *mac, sp.egress_local, dst))
+    return dropped(c, DropReason::malformed);
+  f->forwarded.add(1);
+  c.count(WorkerEvent::relayed);
+  IngressResult r;
+  r.verdict = Verdict::kTransmit;
+  r.tx_port = sp.egress_port;
+  return r;
+}
+
+}  // namespace rtpx
