@@ -91,7 +91,8 @@ TEST_CASE("renderMetrics writes the expected samples", "[metrics]") {
            std::string("rtpx_worker_rx_packets_total{worker=\"1\",lcore=\"2\"} 55"),
            std::string("rtpx_worker_arp_replies_total{worker=\"0\",lcore=\"1\"} 4"),
            std::string("rtpx_worker_arp_replies_total{worker=\"1\",lcore=\"2\"} 0"),
-           std::string("rtpx_worker_idle_sleeps_total{worker=\"1\",lcore=\"2\"} 18446744073709551615"),
+           std::string(
+               "rtpx_worker_idle_sleeps_total{worker=\"1\",lcore=\"2\"} 18446744073709551615"),
            std::string("rtpx_worker_drops_total{worker=\"1\",reason=\"unknown_udp_port\"} 7"),
            std::string("rtpx_worker_drops_total{worker=\"0\",reason=\"unknown_udp_port\"} 0"),
            std::string("rtpx_worker_drops_total{worker=\"0\",reason=\"malformed\"} 2"),
@@ -133,8 +134,7 @@ TEST_CASE("renderMetrics reports not ready as 0", "[metrics]") {
   CHECK_FALSE(hasLine(ls, "rtpx_ready 1"));
 }
 
-TEST_CASE("renderMetrics declares every metric exactly once and only valid samples",
-          "[metrics]") {
+TEST_CASE("renderMetrics declares every metric exactly once and only valid samples", "[metrics]") {
   const std::string text = rtpx::renderMetrics(sampleSnapshot(), true);
   INFO(text);
   const auto ls = lines(text);
@@ -144,8 +144,9 @@ TEST_CASE("renderMetrics declares every metric exactly once and only valid sampl
   const std::regex type_re(
       R"(^# TYPE ([a-zA-Z_:][a-zA-Z0-9_:]*) (counter|gauge|histogram|summary|untyped)$)");
   const std::string label = R"([a-zA-Z_][a-zA-Z0-9_]*="(?:[^"\\\n]|\\[\\"n])*")";
-  const std::regex sample_re("^([a-zA-Z_:][a-zA-Z0-9_:]*)(\\{" + label + "(?:," + label +
-                             ")*\\})? ([-+]?[0-9]+(?:\\.[0-9]+)?(?:[eE][-+]?[0-9]+)?|NaN|[-+]Inf)$");
+  const std::regex sample_re(
+      "^([a-zA-Z_:][a-zA-Z0-9_:]*)(\\{" + label + "(?:," + label +
+      ")*\\})? ([-+]?[0-9]+(?:\\.[0-9]+)?(?:[eE][-+]?[0-9]+)?|NaN|[-+]Inf)$");
 
   std::map<std::string, int> helps, types;
   std::map<std::string, std::string> type_of;

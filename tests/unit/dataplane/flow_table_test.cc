@@ -4,8 +4,8 @@
 // byte by byte, as in ingress_test.cc.
 #include "dataplane/flow.h"
 
-#include <catch2/catch.hpp>
 #include <rte_byteorder.h>
+#include <catch2/catch.hpp>
 // rte_malloc.h pulls in rte_spinlock.h, whose recursive lock uses ++ on a volatile (C++20
 // deprecates it): DPDK's warning, not ours.
 #pragma GCC diagnostic push
@@ -76,9 +76,13 @@ IpAddr ip(const char* s) {
   return *a;
 }
 
-Endpoint ep(const char* addr, uint16_t port) { return Endpoint{ip(addr), port}; }
+Endpoint ep(const char* addr, uint16_t port) {
+  return Endpoint{ip(addr), port};
+}
 
-uint16_t be(uint16_t host) { return rte_cpu_to_be_16(host); }
+uint16_t be(uint16_t host) {
+  return rte_cpu_to_be_16(host);
+}
 
 // A v4 flow arriving at 192.0.2.2:`port`, sent from 192.0.2.2:`port`+1 to 192.0.2.30:6000.
 FlowSpec spec4(uint16_t port, const Endpoint& destination = ep("192.0.2.30", 6000)) {
@@ -122,7 +126,9 @@ void put16(Bytes& b, uint16_t v) {
   b.push_back(static_cast<uint8_t>(v >> 8));
   b.push_back(static_cast<uint8_t>(v));
 }
-void append(Bytes& b, const Bytes& x) { b.insert(b.end(), x.begin(), x.end()); }
+void append(Bytes& b, const Bytes& x) {
+  b.insert(b.end(), x.begin(), x.end());
+}
 uint16_t get16(const Bytes& b, size_t off) {
   return static_cast<uint16_t>((b.at(off) << 8) | b.at(off + 1));
 }
@@ -219,9 +225,10 @@ struct RelayRig {
 
 // ============================== add / lookup ==============================
 
-TEST_CASE("FlowTable: add publishes a flow that lookup finds by local address and "
-          "network-order port only",
-          "[flow]") {
+TEST_CASE(
+    "FlowTable: add publishes a flow that lookup finds by local address and "
+    "network-order port only",
+    "[flow]") {
   Qsbr qsbr(2);
   auto t = makeTable(101, qsbr.q);
   CHECK(t->capacity() == 101);
@@ -304,7 +311,6 @@ TEST_CASE("FlowTable: adding a taken local endpoint is ALREADY_EXISTS and change
   CHECK(t->add(other_addr).ok());
   CHECK(t->add(spec6(12000)).ok());
   CHECK(t->size() == 4);
-
 }
 
 TEST_CASE("FlowTable: add with an unknown local endpoint is INVALID_ARGUMENT", "[flow]") {
@@ -442,8 +448,7 @@ TEST_CASE("FlowTable: remove unlinks and frees; size returns to 0 and ids are re
 
 // ============================== update ==============================
 
-TEST_CASE("FlowTable: update keeps the local endpoint and swaps the spec a relay uses",
-          "[flow]") {
+TEST_CASE("FlowTable: update keeps the local endpoint and swaps the spec a relay uses", "[flow]") {
   Qsbr qsbr(2);
   auto t = makeTable(105, qsbr.q);
   RelayRig rig;
@@ -633,8 +638,7 @@ TEST_CASE("FlowTable: lookups racing with add/update/remove only ever see the fl
     for (int i = 0; i < 8; ++i) {
       const unsigned k = rng() % kKeys;
       if (!present[k]) continue;
-      if (!t->update(*present[k], specFor(static_cast<uint16_t>(kBase + k), ++version), i & 1)
-               .ok())
+      if (!t->update(*present[k], specFor(static_cast<uint16_t>(kBase + k), ++version), i & 1).ok())
         ++errors;
       ++updates;
     }

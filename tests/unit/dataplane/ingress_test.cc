@@ -4,8 +4,8 @@
 // frame built the same way.
 #include "dataplane/ingress.h"
 
-#include <catch2/catch.hpp>
 #include <rte_mbuf.h>
+#include <catch2/catch.hpp>
 
 #include <cstdint>
 #include <cstring>
@@ -27,9 +27,12 @@ template <>
 struct StringMaker<rtpx::Verdict> {
   static std::string convert(rtpx::Verdict v) {
     switch (v) {
-      case rtpx::Verdict::kTransmit: return "kTransmit";
-      case rtpx::Verdict::kConsumed: return "kConsumed";
-      case rtpx::Verdict::kDrop: return "kDrop";
+      case rtpx::Verdict::kTransmit:
+        return "kTransmit";
+      case rtpx::Verdict::kConsumed:
+        return "kConsumed";
+      case rtpx::Verdict::kDrop:
+        return "kDrop";
     }
     return "?";
   }
@@ -57,7 +60,8 @@ const Bytes kOurIp6 = {0x20, 0x01, 0x0d, 0xb8, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 
 const Bytes kPeerIp6 = {0x20, 0x01, 0x0d, 0xb8, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0x01};
 const Bytes kOtherIp6 = {0x20, 0x01, 0x0d, 0xb8, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0x99};
 // fe80::5054:ff:fe12:3456: modified EUI-64 of 52:54:00:12:34:56 (U/L bit flipped, ff:fe inserted)
-const Bytes kOurLinkLocal = {0xfe, 0x80, 0, 0, 0, 0, 0, 0, 0x50, 0x54, 0x00, 0xff, 0xfe, 0x12, 0x34, 0x56};
+const Bytes kOurLinkLocal = {0xfe, 0x80, 0,    0,    0,    0,    0,    0,
+                             0x50, 0x54, 0x00, 0xff, 0xfe, 0x12, 0x34, 0x56};
 const Bytes kPeerLinkLocal = {0xfe, 0x80, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xaa};
 const Bytes kUnspecified6(16, 0);
 const Bytes kAllNodes = {0xff, 0x02, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0x01};
@@ -99,7 +103,9 @@ void put32(Bytes& b, uint32_t v) {
   put16(b, static_cast<uint16_t>(v >> 16));
   put16(b, static_cast<uint16_t>(v));
 }
-void append(Bytes& b, const Bytes& x) { b.insert(b.end(), x.begin(), x.end()); }
+void append(Bytes& b, const Bytes& x) {
+  b.insert(b.end(), x.begin(), x.end());
+}
 Bytes cat(std::initializer_list<Bytes> parts) {
   Bytes out;
   for (const auto& p : parts) append(out, p);
@@ -115,7 +121,9 @@ Bytes slice(const Bytes& b, size_t off, size_t len) {
   REQUIRE(off + len <= b.size());
   return Bytes(b.begin() + static_cast<long>(off), b.begin() + static_cast<long>(off + len));
 }
-Bytes text(const char* s) { return Bytes(s, s + std::strlen(s)); }
+Bytes text(const char* s) {
+  return Bytes(s, s + std::strlen(s));
+}
 
 // RFC 1071: 16-bit one's complement sum of big-endian words (odd tail padded with a zero byte),
 // folded; the checksum is its complement, and a correct message sums to 0xffff (checksum 0).
@@ -164,8 +172,8 @@ struct Ipv4Opts {
   uint16_t id = 0x1234;
   uint16_t frag = 0x4000;  // DF
   uint8_t ttl = 17;
-  Bytes options;                            // must be a multiple of 4 bytes
-  std::optional<uint16_t> total_length;     // lie about the length
+  Bytes options;                         // must be a multiple of 4 bytes
+  std::optional<uint16_t> total_length;  // lie about the length
   bool corrupt_checksum = false;
 };
 
@@ -241,7 +249,9 @@ Bytes icmp6(const Bytes& src, const Bytes& dst, uint8_t type, uint8_t code, cons
 }
 
 // RFC 4861 §4.6.1 link-layer address option: type 1 (source) or 2 (target), length 1 (8 bytes).
-Bytes llaOption(uint8_t type, const Bytes& mac) { return cat({{type, 1}, mac}); }
+Bytes llaOption(uint8_t type, const Bytes& mac) {
+  return cat({{type, 1}, mac});
+}
 
 // NS / NA body after the checksum: 4 bytes (reserved / flags), target, options.
 Bytes ndBody(uint32_t flags, const Bytes& target, const Bytes& options) {
@@ -361,15 +371,14 @@ void checkDroppedFor(const Bytes& frame, DropReason reason,
 const Bytes kPingData = text("rtpx echo payload 0123456789 odd");  // 32 bytes
 
 Bytes arpRequestFor(const Bytes& tpa) {
-  return ethernet(kBroadcastMac, kPeerMac, kEtherArp,
-                  arp(1, kPeerMac, kPeerIp4, kZeroMac, tpa));
+  return ethernet(kBroadcastMac, kPeerMac, kEtherArp, arp(1, kPeerMac, kPeerIp4, kZeroMac, tpa));
 }
 
 Bytes pingFrame(const Bytes& dst_mac, const Bytes& dst_ip, const Bytes& data = kPingData,
                 const Ipv4Opts& o = {}, bool corrupt_icmp = false) {
-  return ethernet(dst_mac, kPeerMac, kEtherIpv4,
-                  ipv4(kPeerIp4, dst_ip, kProtoIcmp,
-                       icmpEcho(8, 0xbeef, 0x0007, data, corrupt_icmp), o));
+  return ethernet(
+      dst_mac, kPeerMac, kEtherIpv4,
+      ipv4(kPeerIp4, dst_ip, kProtoIcmp, icmpEcho(8, 0xbeef, 0x0007, data, corrupt_icmp), o));
 }
 
 Bytes ping6Frame(const Bytes& dst_ip, const Bytes& data = kPingData, bool corrupt = false) {
@@ -384,8 +393,7 @@ Bytes udpFrame(const Bytes& dst_ip) {
 }
 
 Bytes nsForOurGlobal(uint8_t hop = 255) {
-  return nsFrame(kPeerMac, kMacSnOurIp6, kPeerIp6, kSnOurIp6, hop, kOurIp6,
-                 llaOption(1, kPeerMac));
+  return nsFrame(kPeerMac, kMacSnOurIp6, kPeerIp6, kSnOurIp6, hop, kOurIp6, llaOption(1, kPeerMac));
 }
 
 }  // namespace
@@ -410,7 +418,8 @@ TEST_CASE("The test's own RFC 1071 checksum matches known values", "[ingress][he
 
 // ============================== ARP ==============================
 
-TEST_CASE("ARP request for our IPv4 address is answered with an exact ARP reply", "[ingress][arp]") {
+TEST_CASE("ARP request for our IPv4 address is answered with an exact ARP reply",
+          "[ingress][arp]") {
   // Broadcast who-has 192.0.2.2 tell 192.0.2.1, padded to the 60-byte Ethernet minimum.
   const Bytes request = padTo(arpRequestFor(kOurIp4), 60, 0x00);
   REQUIRE(request.size() == 60);
@@ -487,14 +496,14 @@ TEST_CASE("Malformed ARP packets are dropped as malformed", "[ingress][arp]") {
   }
   SECTION("multicast sender hardware address") {
     const Bytes mcast = {0x01, 0x00, 0x5e, 0x00, 0x00, 0x01};
-    checkDroppedFor(ethernet(kBroadcastMac, kPeerMac, kEtherArp,
-                             arp(1, mcast, kPeerIp4, kZeroMac, kOurIp4)),
-                    DropReason::malformed);
+    checkDroppedFor(
+        ethernet(kBroadcastMac, kPeerMac, kEtherArp, arp(1, mcast, kPeerIp4, kZeroMac, kOurIp4)),
+        DropReason::malformed);
   }
   SECTION("unknown opcode") {
-    checkDroppedFor(ethernet(kBroadcastMac, kPeerMac, kEtherArp,
-                             arp(3, kPeerMac, kPeerIp4, kZeroMac, kOurIp4)),
-                    DropReason::malformed);
+    checkDroppedFor(
+        ethernet(kBroadcastMac, kPeerMac, kEtherArp, arp(3, kPeerMac, kPeerIp4, kZeroMac, kOurIp4)),
+        DropReason::malformed);
   }
 }
 
@@ -541,9 +550,9 @@ TEST_CASE("ICMP echo request is answered with an exact echo reply", "[ingress][i
 
   Ipv4Opts ro = o;
   ro.ttl = 64;
-  const Bytes expected = ethernet(kPeerMac, kOurMac, kEtherIpv4,
-                                  ipv4(kOurIp4, kPeerIp4, kProtoIcmp,
-                                       icmpEcho(0, 0xbeef, 0x0007, data), ro));
+  const Bytes expected =
+      ethernet(kPeerMac, kOurMac, kEtherIpv4,
+               ipv4(kOurIp4, kPeerIp4, kProtoIcmp, icmpEcho(0, 0xbeef, 0x0007, data), ro));
   CHECK(out == expected);
 }
 
@@ -595,7 +604,9 @@ TEST_CASE("Truncated frames are dropped as malformed", "[ingress][malformed]") {
     const Bytes f = {0x52, 0x54, 0x00, 0x12, 0x34, 0x56, 0x02, 0xaa, 0xbb, 0xcc};
     checkDroppedFor(f, DropReason::malformed);
   }
-  SECTION("empty frame") { checkDroppedFor(Bytes{}, DropReason::malformed); }
+  SECTION("empty frame") {
+    checkDroppedFor(Bytes{}, DropReason::malformed);
+  }
   SECTION("IPv4 ethertype but shorter than an IPv4 header") {
     Bytes f = pingFrame(kOurMac, kOurIp4);
     f.resize(14 + 19);
@@ -643,9 +654,15 @@ TEST_CASE("Truncated frames are dropped as malformed", "[ingress][malformed]") {
 
 TEST_CASE("IPv4 fragments are dropped as ip_fragment", "[ingress][ipv4]") {
   Ipv4Opts o;
-  SECTION("first fragment (MF set)") { o.frag = 0x2000; }
-  SECTION("later fragment (offset set)") { o.frag = 0x0010; }
-  SECTION("fragment at offset 8 bytes, DF clear") { o.frag = 0x0001; }
+  SECTION("first fragment (MF set)") {
+    o.frag = 0x2000;
+  }
+  SECTION("later fragment (offset set)") {
+    o.frag = 0x0010;
+  }
+  SECTION("fragment at offset 8 bytes, DF clear") {
+    o.frag = 0x0001;
+  }
   checkDroppedFor(pingFrame(kOurMac, kOurIp4, kPingData, o), DropReason::ip_fragment);
 }
 
@@ -696,18 +713,18 @@ TEST_CASE("IPv4 protocols and ICMP types we do not handle are dropped as unsuppo
 TEST_CASE("Unknown ethertype is dropped as unknown_ethertype", "[ingress][l2]") {
   // LLDP (0x88cc) to the nearest-bridge group address 01:80:c2:00:00:0e.
   const Bytes lldp = {
-      0x01, 0x80, 0xc2, 0x00, 0x00, 0x0e, 0x02, 0xaa, 0xbb, 0xcc, 0xdd, 0xee, 0x88, 0xcc,
-      0x02, 0x07, 0x04, 0x02, 0xaa, 0xbb, 0xcc, 0xdd, 0xee,  // chassis id TLV
-      0x00, 0x00,                                            // end TLV
+      0x01, 0x80, 0xc2, 0x00, 0x00, 0x0e, 0x02, 0xaa, 0xbb, 0xcc, 0xdd, 0xee,
+      0x88, 0xcc, 0x02, 0x07, 0x04, 0x02, 0xaa, 0xbb, 0xcc, 0xdd, 0xee,  // chassis id TLV
+      0x00, 0x00,                                                        // end TLV
   };
   checkDroppedFor(padTo(lldp, 60, 0), DropReason::unknown_ethertype);
 }
 
 TEST_CASE("Unicast frame to another MAC is dropped as l2_not_for_us", "[ingress][l2]") {
   checkDroppedFor(pingFrame(kOtherMac, kOurIp4), DropReason::l2_not_for_us);
-  checkDroppedFor(ethernet(kOtherMac, kPeerMac, kEtherArp,
-                           arp(1, kPeerMac, kPeerIp4, kZeroMac, kOurIp4)),
-                  DropReason::l2_not_for_us);
+  checkDroppedFor(
+      ethernet(kOtherMac, kPeerMac, kEtherArp, arp(1, kPeerMac, kPeerIp4, kZeroMac, kOurIp4)),
+      DropReason::l2_not_for_us);
 }
 
 // ============================== IPv6 / ND ==============================
@@ -727,20 +744,20 @@ TEST_CASE("Neighbor solicitation for our global address is answered with an exac
   CHECK(slice(out, 6, 6) == kOurMac);
   CHECK(get16(out, 12) == kEtherIpv6);
   CHECK(get32(out, 14) >> 28 == 6);
-  CHECK(get16(out, 18) == 32);        // payload length
-  CHECK(out[20] == kProtoIcmp6);       // next header
-  CHECK(out[21] == 255);               // hop limit
+  CHECK(get16(out, 18) == 32);    // payload length
+  CHECK(out[20] == kProtoIcmp6);  // next header
+  CHECK(out[21] == 255);          // hop limit
   CHECK(slice(out, 22, 16) == kOurIp6);
   CHECK(slice(out, 38, 16) == kPeerIp6);
   CHECK(out[54] == 136);
   CHECK(out[55] == 0);
-  CHECK(get32(out, 58) == 0x60000000);  // R=0, S=1, O=1
+  CHECK(get32(out, 58) == 0x60000000);   // R=0, S=1, O=1
   CHECK(slice(out, 62, 16) == kOurIp6);  // target
   CHECK(slice(out, 78, 8) == llaOption(2, kOurMac));
   CHECK(icmp6Checksum(kOurIp6, kPeerIp6, slice(out, 54, 32)) == 0);
 
-  CHECK(out == naFrame(kOurMac, kPeerMac, kOurIp6, kPeerIp6, 0x60000000, kOurIp6,
-                       llaOption(2, kOurMac)));
+  CHECK(out ==
+        naFrame(kOurMac, kPeerMac, kOurIp6, kPeerIp6, 0x60000000, kOurIp6, llaOption(2, kOurMac)));
 
   REQUIRE(r.result.has_hint);
   CHECK(r.result.hint.port == kPortId);
@@ -748,16 +765,17 @@ TEST_CASE("Neighbor solicitation for our global address is answered with an exac
   CHECK(r.result.hint.ip.toString() == "2001:db8::1");
 }
 
-TEST_CASE("Neighbor solicitation without a source link-layer option is answered to the "
-          "Ethernet source and gives no hint",
-          "[ingress][nd]") {
+TEST_CASE(
+    "Neighbor solicitation without a source link-layer option is answered to the "
+    "Ethernet source and gives no hint",
+    "[ingress][nd]") {
   const Bytes request = nsFrame(kPeerMac, kOurMac, kPeerIp6, kOurIp6, 255, kOurIp6, {});
   rtpx::WorkerCounters c;
   Run r = ingress(request, c);
   REQUIRE(r.result.verdict == Verdict::kTransmit);
   CHECK_FALSE(r.result.has_hint);
-  CHECK(r.out == naFrame(kOurMac, kPeerMac, kOurIp6, kPeerIp6, 0x60000000, kOurIp6,
-                         llaOption(2, kOurMac)));
+  CHECK(r.out ==
+        naFrame(kOurMac, kPeerMac, kOurIp6, kPeerIp6, 0x60000000, kOurIp6, llaOption(2, kOurMac)));
   CHECK(c.get(WorkerEvent::nd_advertisements) == 1);
 }
 
@@ -815,10 +833,9 @@ TEST_CASE("DAD neighbor solicitation is answered to all-nodes without the S flag
                          llaOption(2, kOurMac)));
 }
 
-TEST_CASE("Neighbor solicitation for our EUI-64 link-local address is answered",
-          "[ingress][nd]") {
-  const Bytes request = nsFrame(kPeerMac, kMacSnOurLinkLocal, kPeerLinkLocal, kSnOurLinkLocal,
-                                255, kOurLinkLocal, llaOption(1, kPeerMac));
+TEST_CASE("Neighbor solicitation for our EUI-64 link-local address is answered", "[ingress][nd]") {
+  const Bytes request = nsFrame(kPeerMac, kMacSnOurLinkLocal, kPeerLinkLocal, kSnOurLinkLocal, 255,
+                                kOurLinkLocal, llaOption(1, kPeerMac));
   rtpx::WorkerCounters c;
   Run r = ingress(request, c);
   REQUIRE(r.result.verdict == Verdict::kTransmit);
@@ -838,9 +855,9 @@ TEST_CASE("Neighbor solicitation for a foreign target is dropped", "[ingress][nd
                     DropReason::ip_not_for_us);
   }
   SECTION("sent to our unicast address") {
-    checkDroppedFor(nsFrame(kPeerMac, kOurMac, kPeerIp6, kOurIp6, 255, kOtherIp6,
-                            llaOption(1, kPeerMac)),
-                    DropReason::ip_not_for_us);
+    checkDroppedFor(
+        nsFrame(kPeerMac, kOurMac, kPeerIp6, kOurIp6, 255, kOtherIp6, llaOption(1, kPeerMac)),
+        DropReason::ip_not_for_us);
   }
 }
 
@@ -867,8 +884,7 @@ TEST_CASE("ICMPv6 echo request is answered with an exact echo reply", "[ingress]
                              icmp6(kOurIp6, kPeerIp6, 129, 0, echoBody(0x4242, 0x0102, data)))));
 }
 
-TEST_CASE("ICMPv6 echo request to our link-local address is answered from it",
-          "[ingress][icmp6]") {
+TEST_CASE("ICMPv6 echo request to our link-local address is answered from it", "[ingress][icmp6]") {
   const Bytes body = echoBody(1, 2, {9, 8, 7, 6});
   const Bytes request = ethernet(kOurMac, kPeerMac, kEtherIpv6,
                                  ipv6(kPeerLinkLocal, kOurLinkLocal, kProtoIcmp6, 64,
@@ -899,9 +915,10 @@ TEST_CASE("IPv6 to a foreign address, UDP, fragments and extension headers get t
     checkDroppedFor(ping6Frame(kOtherIp6), DropReason::ip_not_for_us);
   }
   SECTION("UDP to our address") {
-    checkDroppedFor(ethernet(kOurMac, kPeerMac, kEtherIpv6,
-                             ipv6(kPeerIp6, kOurIp6, kProtoUdp, 64, udp(40000, 5004, text("rtp!")))),
-                    DropReason::unknown_udp_port);
+    checkDroppedFor(
+        ethernet(kOurMac, kPeerMac, kEtherIpv6,
+                 ipv6(kPeerIp6, kOurIp6, kProtoUdp, 64, udp(40000, 5004, text("rtp!")))),
+        DropReason::unknown_udp_port);
   }
   SECTION("fragment header") {
     const Bytes frag = {kProtoUdp, 0, 0x00, 0x01, 0, 0, 0, 1};
@@ -917,8 +934,8 @@ TEST_CASE("IPv6 to a foreign address, UDP, fragments and extension headers get t
 
 TEST_CASE("Neighbor advertisement with a target link-layer option is consumed with a hint",
           "[ingress][nd]") {
-  const Bytes na = naFrame(kPeerMac, kOurMac, kPeerIp6, kOurIp6, 0x60000000, kPeerIp6,
-                           llaOption(2, kPeerMac));
+  const Bytes na =
+      naFrame(kPeerMac, kOurMac, kPeerIp6, kOurIp6, 0x60000000, kPeerIp6, llaOption(2, kPeerMac));
   rtpx::WorkerCounters c;
   Run r = ingress(na, c);
   CHECK(r.result.verdict == Verdict::kConsumed);
@@ -935,9 +952,9 @@ TEST_CASE("Neighbor advertisement with a multicast or zero link-layer address gi
           "[ingress][nd]") {
   for (const Bytes& bad_mac : {kBroadcastMac, kZeroMac}) {
     rtpx::WorkerCounters c;
-    Run r = ingress(naFrame(kPeerMac, kOurMac, kPeerIp6, kOurIp6, 0x60000000, kPeerIp6,
-                            llaOption(2, bad_mac)),
-                    c);
+    Run r = ingress(
+        naFrame(kPeerMac, kOurMac, kPeerIp6, kOurIp6, 0x60000000, kPeerIp6, llaOption(2, bad_mac)),
+        c);
     CHECK(r.result.verdict == Verdict::kDrop);
     CHECK_FALSE(r.result.has_hint);
   }
@@ -997,8 +1014,8 @@ TEST_CASE("buildArpRequest refuses IPv6 targets and interfaces without IPv4",
   ifc.ipv4.reset();
   CHECK_FALSE(rtpx::buildArpRequest(m.get(), ifc, *rtpx::IpAddr::parse("192.0.2.1")));
   CHECK(m->data_len == 0);
-  CHECK_FALSE(rtpx::buildNeighborSolicitation(m.get(), ourInterface(),
-                                              *rtpx::IpAddr::parse("192.0.2.1")));
+  CHECK_FALSE(
+      rtpx::buildNeighborSolicitation(m.get(), ourInterface(), *rtpx::IpAddr::parse("192.0.2.1")));
   CHECK(m->data_len == 0);
 }
 
@@ -1109,9 +1126,15 @@ TEST_CASE("Every ingress packet ends in exactly one reply, consumption or drop c
       ++calls;
       CHECK(outcomeTotal(c) == before + 1);
       switch (r.verdict) {
-        case Verdict::kTransmit: ++transmitted; break;
-        case Verdict::kConsumed: ++consumed; break;
-        case Verdict::kDrop: ++dropped; break;
+        case Verdict::kTransmit:
+          ++transmitted;
+          break;
+        case Verdict::kConsumed:
+          ++consumed;
+          break;
+        case Verdict::kDrop:
+          ++dropped;
+          break;
       }
     }
   }

@@ -37,7 +37,9 @@ rtpx::IpAddr v4Key(uint32_t i) {
   return a;
 }
 
-rtpx::MacAddr uniformMac(uint8_t b) { return rtpx::MacAddr{{b, b, b, b, b, b}}; }
+rtpx::MacAddr uniformMac(uint8_t b) {
+  return rtpx::MacAddr{{b, b, b, b, b, b}};
+}
 
 constexpr uint64_t kSec = 1'000'000'000;
 

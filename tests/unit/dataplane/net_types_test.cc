@@ -51,10 +51,10 @@ TEST_CASE("MacAddr parses colon-separated hex and prints lower case", "[net_type
 }
 
 TEST_CASE("MacAddr rejects malformed strings", "[net_types][mac]") {
-  for (const char* bad : {"", "52:54:00:12:34", "52:54:00:12:34:56:78", "52-54-00-12-34-56",
-                          "52:54:00:12:34:5g", "52:54:00:12:34:567", " 52:54:00:12:34:56",
-                          "52:54:00:12:34:56 ", "5254.0012.3456", "52:54:0:12:34:56:",
-                          "52::54:00:12:34:5", "+2:54:00:12:34:56", "xx:xx:xx:xx:xx:xx"}) {
+  for (const char* bad :
+       {"", "52:54:00:12:34", "52:54:00:12:34:56:78", "52-54-00-12-34-56", "52:54:00:12:34:5g",
+        "52:54:00:12:34:567", " 52:54:00:12:34:56", "52:54:00:12:34:56 ", "5254.0012.3456",
+        "52:54:0:12:34:56:", "52::54:00:12:34:5", "+2:54:00:12:34:56", "xx:xx:xx:xx:xx:xx"}) {
     INFO("'" << bad << "'");
     CHECK_FALSE(rtpx::MacAddr::parse(bad).has_value());
   }
@@ -71,8 +71,8 @@ TEST_CASE("IpAddr parses IPv4 and IPv6 text and prints it back", "[net_types][ip
 
   const rtpx::IpAddr v6 = ip("2001:DB8::1");
   CHECK(v6.isV6());
-  CHECK(v6.bytes == std::array<uint8_t, 16>{0x20, 0x01, 0x0d, 0xb8, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
-                                            0, 1});
+  CHECK(v6.bytes ==
+        std::array<uint8_t, 16>{0x20, 0x01, 0x0d, 0xb8, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1});
   CHECK(v6.toString() == "2001:db8::1");
   CHECK(rtpx::IpAddr::v6(v6.bytes.data()) == v6);
 
@@ -90,10 +90,10 @@ TEST_CASE("IpAddr parses IPv4 and IPv6 text and prints it back", "[net_types][ip
 }
 
 TEST_CASE("IpAddr rejects anything but an address", "[net_types][ip]") {
-  for (const char* bad : {"", "192.0.2", "192.0.2.256", "1.2.3.4.5", "192.0.2.1/24", " 192.0.2.1",
-                          "192.0.2.1 ", "2001:db8::1::2", "gggg::1", "2001:db8::1/64", "[::1]",
-                          "localhost", "1:2:3:4:5:6:7:8:9",
-                          "0000:0000:0000:0000:0000:ffff:192.000.002.001"}) {
+  for (const char* bad :
+       {"", "192.0.2", "192.0.2.256", "1.2.3.4.5", "192.0.2.1/24", " 192.0.2.1", "192.0.2.1 ",
+        "2001:db8::1::2", "gggg::1", "2001:db8::1/64", "[::1]", "localhost", "1:2:3:4:5:6:7:8:9",
+        "0000:0000:0000:0000:0000:ffff:192.000.002.001"}) {
     INFO("'" << bad << "'");
     CHECK_FALSE(rtpx::IpAddr::parse(bad).has_value());
   }
@@ -110,18 +110,18 @@ TEST_CASE("IpPrefix parses and prints address/length", "[net_types][prefix]") {
   CHECK(p6.length == 64);
   CHECK(p6.toString() == "2001:db8::2/64");
 
-  for (const char* s : {"0.0.0.0/0", "192.0.2.1/32", "::/0", "2001:db8::1/128", "10.0.0.0/8",
-                        "fe80::/10"}) {
+  for (const char* s :
+       {"0.0.0.0/0", "192.0.2.1/32", "::/0", "2001:db8::1/128", "10.0.0.0/8", "fe80::/10"}) {
     INFO(s);
     CHECK(prefix(s).toString() == s);
   }
 }
 
 TEST_CASE("IpPrefix rejects bad text and out-of-range lengths", "[net_types][prefix]") {
-  for (const char* bad : {"192.0.2.2", "192.0.2.2/", "/24", "192.0.2.2/33", "192.0.2.2/-1",
-                          "192.0.2.2/2a", "192.0.2.2/ 24", "192.0.2.2/1000", "192.0.2.2/24/1",
-                          "2001:db8::/129", "2001:db8::/256", "foo/24", "192.0.2.300/24", "",
-                          "2001:db8::2/64 "}) {
+  for (const char* bad :
+       {"192.0.2.2", "192.0.2.2/", "/24", "192.0.2.2/33", "192.0.2.2/-1", "192.0.2.2/2a",
+        "192.0.2.2/ 24", "192.0.2.2/1000", "192.0.2.2/24/1", "2001:db8::/129", "2001:db8::/256",
+        "foo/24", "192.0.2.300/24", "", "2001:db8::2/64 "}) {
     INFO("'" << bad << "'");
     CHECK_FALSE(rtpx::IpPrefix::parse(bad).has_value());
   }
@@ -177,8 +177,7 @@ TEST_CASE("IpPrefix::contains honours non-byte-aligned IPv6 lengths", "[net_type
 TEST_CASE("linkLocalFromMac uses the modified EUI-64 identifier", "[net_types][ipv6]") {
   // RFC 4291 appendix A: flip the universal/local bit, insert ff:fe in the middle.
   CHECK(rtpx::linkLocalFromMac(mac("52:54:00:12:34:56")).toString() == "fe80::5054:ff:fe12:3456");
-  CHECK(rtpx::linkLocalFromMac(mac("00:1b:21:3a:4f:5e")).toString() ==
-        "fe80::21b:21ff:fe3a:4f5e");
+  CHECK(rtpx::linkLocalFromMac(mac("00:1b:21:3a:4f:5e")).toString() == "fe80::21b:21ff:fe3a:4f5e");
   CHECK(rtpx::linkLocalFromMac(mac("02:00:00:00:00:01")).toString() == "fe80::ff:fe00:1");
   const rtpx::IpAddr a = rtpx::linkLocalFromMac(mac("52:54:00:12:34:56"));
   CHECK(a.isV6());

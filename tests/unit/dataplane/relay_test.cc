@@ -77,7 +77,7 @@ const Bytes kOffLink6 = {0x20, 0x01, 0x0d, 0xb8, 0, 0x01, 0, 0, 0, 0, 0, 0, 0, 0
 constexpr uint16_t kEtherIpv4 = 0x0800;
 constexpr uint16_t kEtherIpv6 = 0x86dd;
 constexpr uint8_t kProtoUdp = 17;
-constexpr uint8_t kTos = 0xb8;  // DSCP EF
+constexpr uint8_t kTos = 0xb8;        // DSCP EF
 constexpr uint64_t kT0 = 1000000000;  // ctx.now_ns of the first packet: 1 s
 constexpr uint64_t kMs = 1000000;
 
@@ -90,7 +90,9 @@ void put32(Bytes& b, uint32_t v) {
   put16(b, static_cast<uint16_t>(v >> 16));
   put16(b, static_cast<uint16_t>(v));
 }
-void append(Bytes& b, const Bytes& x) { b.insert(b.end(), x.begin(), x.end()); }
+void append(Bytes& b, const Bytes& x) {
+  b.insert(b.end(), x.begin(), x.end());
+}
 Bytes cat(std::initializer_list<Bytes> parts) {
   Bytes out;
   for (const auto& p : parts) append(out, p);
@@ -182,12 +184,12 @@ struct Pkt {
   uint16_t sport = 0;
   uint16_t dport = 0;
   Bytes payload;
-  uint8_t tos = kTos;          // IPv4 TOS / IPv6 traffic class
-  uint8_t ttl = 57;            // IPv4 TTL / IPv6 hop limit
-  uint16_t ip_id = 0x1234;     // IPv4 only
-  uint16_t frag = 0x0000;      // IPv4 flags + offset (DF clear on input)
-  uint32_t flow_label = 0;     // IPv6 only
-  size_t pad_to = 0;           // Ethernet padding (trailer bytes) up to this frame size
+  uint8_t tos = kTos;       // IPv4 TOS / IPv6 traffic class
+  uint8_t ttl = 57;         // IPv4 TTL / IPv6 hop limit
+  uint16_t ip_id = 0x1234;  // IPv4 only
+  uint16_t frag = 0x0000;   // IPv4 flags + offset (DF clear on input)
+  uint32_t flow_label = 0;  // IPv6 only
+  size_t pad_to = 0;        // Ethernet padding (trailer bytes) up to this frame size
   uint8_t pad_byte = 0xee;
 };
 
@@ -318,7 +320,9 @@ rtpx::MacAddr macOf(const Bytes& b) {
   std::memcpy(m.bytes.data(), b.data(), 6);
   return m;
 }
-Endpoint ep(const Bytes& addr, uint16_t port) { return Endpoint{ipOf(addr), port}; }
+Endpoint ep(const Bytes& addr, uint16_t port) {
+  return Endpoint{ipOf(addr), port};
+}
 
 // ---- mbufs ----
 struct MbufFree {
@@ -347,9 +351,12 @@ Bytes frameOf(const rte_mbuf* m) {
 // Verdicts and reasons as text, for readable assertions.
 std::string why(const IngressResult& r) {
   switch (r.verdict) {
-    case Verdict::kTransmit: return "transmit";
-    case Verdict::kConsumed: return "consumed";
-    case Verdict::kHandoff: return "handoff:" + std::to_string(r.handoff_worker);
+    case Verdict::kTransmit:
+      return "transmit";
+    case Verdict::kConsumed:
+      return "consumed";
+    case Verdict::kHandoff:
+      return "handoff:" + std::to_string(r.handoff_worker);
     case Verdict::kDrop:
       return "drop:" + std::string(rtpx::kDropReasonInfo[static_cast<size_t>(r.reason)].name);
   }
@@ -370,9 +377,9 @@ struct Rig {
   std::array<const rtpx::InterfaceAddrs*, 8> ifaces{};
   rtpx::RelayContext ctx;
   std::array<rtpx::WorkerCounters, 2> c;
-  std::array<uint64_t, 2> rx{};          // handleIngress calls, per worker
-  std::array<uint64_t, 2> handed_in{};   // relayUdp(handoff = true) calls, per worker
-  std::array<uint64_t, 2> hints{};       // results with a resolve hint, per worker
+  std::array<uint64_t, 2> rx{};         // handleIngress calls, per worker
+  std::array<uint64_t, 2> handed_in{};  // relayUdp(handoff = true) calls, per worker
+  std::array<uint64_t, 2> hints{};      // results with a resolve hint, per worker
 
   Rig() {
     ifc.port_id = 0;
@@ -385,9 +392,9 @@ struct Rig {
     REQUIRE(ifc.ipv4.has_value());
     REQUIRE(ifc.ipv6.has_value());
     REQUIRE(ifc.ipv6_link_local == *IpAddr::parse("fe80::ff:fe00:2"));
-    for (const auto& [ip, mac] : {std::pair{kA4, kMacA}, std::pair{kBSdp4, kMacBSdp},
-                                  std::pair{kBNat4, kMacBNat}, std::pair{kOther4, kMacOther},
-                                  std::pair{kC6, kMacC}})
+    for (const auto& [ip, mac] :
+         {std::pair{kA4, kMacA}, std::pair{kBSdp4, kMacBSdp}, std::pair{kBNat4, kMacBNat},
+          std::pair{kOther4, kMacOther}, std::pair{kC6, kMacC}})
       REQUIRE(neighbors->confirm(0, ipOf(ip), macOf(mac), kT0));
     const uint32_t n = 4;
     qsbr = static_cast<rte_rcu_qsbr*>(
@@ -489,11 +496,11 @@ struct Rig {
 };
 
 // ---- The A <-> B call used by most tests ----
-constexpr uint16_t kPortA = 4000;      // A's SDP port, and where A really sends from
-constexpr uint16_t kPortBSdp = 6000;   // B's SDP port
-constexpr uint16_t kPortBNat = 5555;   // where B's packets really come from
-constexpr uint16_t kLegA = 10000;      // rtpx's port on A's leg (A sends here)
-constexpr uint16_t kLegB = 20000;      // rtpx's port on B's leg (B sends here)
+constexpr uint16_t kPortA = 4000;     // A's SDP port, and where A really sends from
+constexpr uint16_t kPortBSdp = 6000;  // B's SDP port
+constexpr uint16_t kPortBNat = 5555;  // where B's packets really come from
+constexpr uint16_t kLegA = 10000;     // rtpx's port on A's leg (A sends here)
+constexpr uint16_t kLegB = 20000;     // rtpx's port on B's leg (B sends here)
 constexpr uint32_t kSsrcA = 0x11223344;
 constexpr uint32_t kSsrcB = 0x55667788;
 
@@ -548,8 +555,8 @@ double referenceJitterMs(const std::vector<std::pair<uint64_t, uint32_t>>& pkts,
     const uint32_t arrival = static_cast<uint32_t>(pkts[i].first * rate / 1000000000u);
     const int32_t transit = static_cast<int32_t>(arrival - pkts[i].second);
     if (i > 0) {
-      const double d = std::fabs(static_cast<double>(static_cast<int32_t>(
-          static_cast<uint32_t>(transit) - static_cast<uint32_t>(prev))));
+      const double d = std::fabs(static_cast<double>(
+          static_cast<int32_t>(static_cast<uint32_t>(transit) - static_cast<uint32_t>(prev))));
       j += (d - j) / 16.0;
     }
     prev = transit;
@@ -607,8 +614,7 @@ TEST_CASE("Relay: A→B rewrites every header and carries the RTP packet unchang
   rig.checkCounterIdentity();
 }
 
-TEST_CASE("Relay: Ethernet padding and trailing bytes of the input are not sent on",
-          "[relay]") {
+TEST_CASE("Relay: Ethernet padding and trailing bytes of the input are not sent on", "[relay]") {
   Rig rig;
   rig.add(specAB());
   rig.add(specBA());
@@ -652,8 +658,7 @@ TEST_CASE("Relay: Ethernet padding and trailing bytes of the input are not sent 
   rig.checkCounterIdentity();
 }
 
-TEST_CASE("Relay: symmetric RTP sends each direction to the other's latched source",
-          "[relay]") {
+TEST_CASE("Relay: symmetric RTP sends each direction to the other's latched source", "[relay]") {
   Rig rig;
   const FlowId ab = rig.add(specAB());
   const FlowId ba = rig.add(specBA());
@@ -817,7 +822,7 @@ TEST_CASE("Relay: a flow without a destination drops flow_no_destination", "[rel
   FlowStats st = rig.stats(ab);
   CHECK(st.dropped_no_destination == 1);
   CHECK(st.packets == 1);
-  CHECK(st.latched);         // it still latched,
+  CHECK(st.latched);           // it still latched,
   CHECK(st.rtp_packets == 1);  // and counted the RTP packet
   CHECK(st.forwarded == 0);
   CHECK(rig.stats(np).dropped_no_destination == 1);
@@ -872,9 +877,10 @@ TEST_CASE("Relay: forward=false drops flow_not_forwarding but still counts stati
   rig.checkCounterIdentity();
 }
 
-TEST_CASE("Relay: a destination without a neighbor drops flow_no_route with a resolve hint "
-          "for the next hop",
-          "[relay][drop]") {
+TEST_CASE(
+    "Relay: a destination without a neighbor drops flow_no_route with a resolve hint "
+    "for the next hop",
+    "[relay][drop]") {
   Rig rig;
   struct Case {
     const char* name;
@@ -1130,8 +1136,7 @@ TEST_CASE("Relay: with TX checksum offload the mbuf asks the NIC for the checksu
     const Bytes m2 = rtp(2, 320, kSsrcA);
     MbufPtr m = makeMbuf(frame(fromA(m2)));
     REQUIRE(why(rig.ingress(m.get())) == "transmit");
-    CHECK(m->ol_flags ==
-          (RTE_MBUF_F_TX_IPV4 | RTE_MBUF_F_TX_IP_CKSUM | RTE_MBUF_F_TX_UDP_CKSUM));
+    CHECK(m->ol_flags == (RTE_MBUF_F_TX_IPV4 | RTE_MBUF_F_TX_IP_CKSUM | RTE_MBUF_F_TX_UDP_CKSUM));
     CHECK(m->l2_len == 14);
     CHECK(m->l3_len == 20);
     Bytes out = frameOf(m.get());
@@ -1139,8 +1144,8 @@ TEST_CASE("Relay: with TX checksum offload the mbuf asks the NIC for the checksu
     CHECK(get16(out, 24) == 0);
     CHECK(get16(out, 40) == pseudoSum(kOurIp4, kBSdp4, 8 + m2.size()));
     // Everything else is the frame checkRelayed expects.
-    Bytes expected = expectedFrame(kMacBSdp, kOurIp4, kLegB, kBSdp4, kPortBSdp, m2, kTos,
-                                   get16(out, 18));
+    Bytes expected =
+        expectedFrame(kMacBSdp, kOurIp4, kLegB, kBSdp4, kPortBSdp, m2, kTos, get16(out, 18));
     for (size_t i : {24, 25, 40, 41}) expected[i] = out[i];
     CHECK(out == expected);
   }
@@ -1252,8 +1257,7 @@ TEST_CASE("Relay: jitter follows RFC 3550 A.8 when arrivals deviate from the tim
   uint32_t ts = 7777;
   for (size_t i = 0; i < at_ms.size(); ++i) {
     rig.ctx.now_ns = kT0 + at_ms[i] * kMs;
-    REQUIRE(why(rig.send(frame(fromA(rtp(static_cast<uint16_t>(i), ts, kSsrcA)))).r) ==
-            "transmit");
+    REQUIRE(why(rig.send(frame(fromA(rtp(static_cast<uint16_t>(i), ts, kSsrcA)))).r) == "transmit");
     sent.emplace_back(rig.ctx.now_ns, ts);
     ts += 160;
     if (i == 2) {
@@ -1341,8 +1345,7 @@ TEST_CASE("Relay: RTCP on an rtcp-mux port counts as RTCP, not RTP", "[relay][rt
   rig.checkCounterIdentity();
 }
 
-TEST_CASE("Relay: a reduced-size RTCP packet on an rtcp-mux port counts as RTCP",
-          "[relay][rtp]") {
+TEST_CASE("Relay: a reduced-size RTCP packet on an rtcp-mux port counts as RTCP", "[relay][rtp]") {
   // RFC 5761 §4 demultiplexes on the second byte; a lone PLI (RFC 5506) is 12 bytes, exactly
   // the size of an RTP header, and must not be taken for RTP.
   Rig rig;
@@ -1505,16 +1508,16 @@ TEST_CASE("Relay: every packet ends in exactly one relayed, hand-off or drop cou
   bad_udp_len[14 + 20 + 5] = 0x00;
 
   const std::vector<Bytes> batch = {
-      to(kLegA, 1),                    // relayed (latches A)
+      to(kLegA, 1),                        // relayed (latches A)
       frame(fromBNat(rtp(1, 1, kSsrcB))),  // relayed (latches B)
-      to(kLegA, 2),                    // relayed to B's NAT
-      frame(stranger),                 // flow_source_mismatch
-      to(10100, 1),                    // flow_not_forwarding
-      to(10101, 1),                    // flow_no_destination
-      to(10102, 1),                    // flow_no_route (+ resolve request)
-      to(10103, 1),                    // relayed, IPv4 → IPv6
-      to(10999, 1),                    // unknown_udp_port
-      bad_udp_len,                     // malformed
+      to(kLegA, 2),                        // relayed to B's NAT
+      frame(stranger),                     // flow_source_mismatch
+      to(10100, 1),                        // flow_not_forwarding
+      to(10101, 1),                        // flow_no_destination
+      to(10102, 1),                        // flow_no_route (+ resolve request)
+      to(10103, 1),                        // relayed, IPv4 → IPv6
+      to(10999, 1),                        // unknown_udp_port
+      bad_udp_len,                         // malformed
   };
   uint64_t transmitted = 0, dropped = 0, handed = 0;
   for (int round = 0; round < 2; ++round) {
