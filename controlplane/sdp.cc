@@ -1021,7 +1021,7 @@ absl::StatusOr<SessionDescription> parse(std::string_view text) {
     }
     (sd.media_.empty() ? sd.session_lines_ : sd.media_.back().lines_).push_back(std::move(line));
   }
-  if (line_number < 2) {
+  if (sd.session_lines_.size() < 2) {  // lines kept, not read: a blank trailer is no o=
     return lineError(2, "missing o= origin line (an SDP starts with 'v=0' then 'o=...')");
   }
   for (const MediaCheck& check : media_checks) {

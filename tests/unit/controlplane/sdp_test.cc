@@ -856,6 +856,9 @@ TEST_CASE("malformed input is rejected with the line number and the rule", "[sdp
           "line 7: expected '<type>=<value>' with a one-letter type, got '\\x01\\x02" +
               std::string(46, 'z') + "...'");
   }
+  SECTION("a blank trailer does not stand in for the o= line (fuzzer find)") {
+    CHECK(parseError("v=0\r\n\n").rfind("line 2: missing o= origin line", 0) == 0);
+  }
   SECTION("trailing blank lines (sipp, some SBCs) are accepted and kept verbatim") {
     for (const std::string tail : {"\r\n", "\r\n\r\n", "\n"}) {
       const std::string text = kMinimal + tail;
