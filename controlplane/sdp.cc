@@ -1,4 +1,5 @@
 #include "controlplane/sdp.h"
+#include "controlplane/str_cat.h"
 
 #include <arpa/inet.h>
 #include <netinet/in.h>
@@ -27,34 +28,6 @@ constexpr std::size_t kMaxAddressChars = 45;
 constexpr std::array<std::string_view, 9> kIceAttributeNames = {
     "candidate",   "remote-candidates", "end-of-candidates", "ice-ufrag", "ice-pwd",
     "ice-options", "ice-lite",          "ice-mismatch",      "ice-pacing"};
-
-// Debian 12's abseil is built with its own absl::string_view (ABSL_OPTION_USE_STD_STRING_VIEW
-// is 0), so absl::StrCat/StrSplit do not take std::string_view. These small helpers keep the
-// code on std::string_view without conversions at every call site.
-void appendPiece(std::string& out, std::string_view piece) {
-  out.append(piece);
-}
-void appendPiece(std::string& out, absl::string_view piece) {
-  out.append(piece.data(), piece.size());
-}
-void appendPiece(std::string& out, const std::string& piece) {
-  out.append(piece);
-}
-void appendPiece(std::string& out, const char* piece) {
-  out.append(piece);
-}
-template <typename T>
-requires std::is_integral_v<T>
-void appendPiece(std::string& out, T number) {
-  out.append(std::to_string(number));
-}
-
-template <typename... Pieces>
-std::string cat(const Pieces&... pieces) {
-  std::string out;
-  (appendPiece(out, pieces), ...);
-  return out;
-}
 
 std::vector<std::string_view> splitOn(std::string_view text, char separator, bool skip_empty) {
   std::vector<std::string_view> parts;

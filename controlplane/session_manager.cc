@@ -1,4 +1,5 @@
 #include "controlplane/session_manager.h"
+#include "controlplane/str_cat.h"
 
 #include <spdlog/spdlog.h>
 #include <time.h>
@@ -13,32 +14,6 @@
 
 namespace rtpx {
 namespace {
-
-// Debian 12's abseil has its own absl::string_view, so absl::StrCat does not take
-// std::string_view; this small concatenation does (as in sdp.cc).
-void appendPiece(std::string& out, std::string_view piece) {
-  out.append(piece);
-}
-void appendPiece(std::string& out, absl::string_view piece) {
-  out.append(piece.data(), piece.size());
-}
-void appendPiece(std::string& out, const std::string& piece) {
-  out.append(piece);
-}
-void appendPiece(std::string& out, const char* piece) {
-  out.append(piece);
-}
-template <typename T>
-requires std::is_integral_v<T>
-void appendPiece(std::string& out, T number) {
-  out.append(std::to_string(number));
-}
-template <typename... Pieces>
-std::string cat(const Pieces&... pieces) {
-  std::string out;
-  (appendPiece(out, pieces), ...);
-  return out;
-}
 
 constexpr FlowId kNoFlow = UINT32_MAX;
 // RFC 3264 allows many m= lines; a relay call with more than this is an abuse, not a session.
