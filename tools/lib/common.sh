@@ -15,10 +15,12 @@ RUN_PACKAGES=(
   libtomlplusplus-dev libspdlog-dev libfmt-dev libcli11-dev libcpp-httplib-dev
   iproute2 ethtool iputils-ping curl
 )
-# What the tests add: Catch2, pytest, Prometheus' promtool, tshark, clang-format, clang with
-# libFuzzer.
+# What the tests and the bench harness add: Catch2, pytest, Prometheus' promtool, tshark,
+# clang-format, clang with libFuzzer, sipp (a real SIP peer), dpdk-testpmd and rtpengine (the
+# bench's baselines), matplotlib (bench plots).
 TEST_PACKAGES=(
   catch2 python3 python3-pytest prometheus tshark clang-format clang libclang-rt-14-dev
+  sip-tester dpdk-dev rtpengine-daemon python3-matplotlib
 )
 
 rtpx_need_root() {
