@@ -33,6 +33,8 @@ struct StringMaker<rtpx::Verdict> {
         return "kConsumed";
       case rtpx::Verdict::kDrop:
         return "kDrop";
+      case rtpx::Verdict::kHandoff:
+        return "kHandoff";
     }
     return "?";
   }
@@ -1134,6 +1136,9 @@ TEST_CASE("Every ingress packet ends in exactly one reply, consumption or drop c
           break;
         case Verdict::kDrop:
           ++dropped;
+          break;
+        case Verdict::kHandoff:
+          FAIL("hand-off without a relay context");
           break;
       }
     }
