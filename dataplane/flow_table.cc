@@ -119,6 +119,11 @@ absl::Status FlowTable::remove(const std::vector<FlowId>& ids) {
     const int32_t pos = rte_hash_del_key(hash_, &key);
     gone.emplace_back(f, pos);
     by_id_[id] = nullptr;
+    // A partner that stays must not keep pointing at this flow once it is freed; workers
+    // still holding the old pointer finish with it before the grace period ends.
+    if (Flow* rev = f->reverse.load(std::memory_order_relaxed))
+      if (rev->reverse.load(std::memory_order_relaxed) == f)
+        rev->reverse.store(nullptr, std::memory_order_release);
   }
   if (gone.empty()) return absl::OkStatus();
   rte_rcu_qsbr_synchronize(qsbr_, RTE_QSBR_THRID_INVALID);

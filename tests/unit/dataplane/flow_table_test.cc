@@ -446,6 +446,24 @@ TEST_CASE("FlowTable: remove unlinks and frees; size returns to 0 and ids are re
   CHECK(t->size() == 11);
 }
 
+TEST_CASE("FlowTable: removing one flow of a pair unlinks it from the partner that stays",
+          "[flow]") {
+  Qsbr qsbr(2);
+  auto t = makeTable(16, qsbr.q);
+  const FlowId a = mustAdd(*t, spec4(15000));
+  const FlowId b = mustAdd(*t, spec4(15002));
+  REQUIRE(t->pair(a, b).ok());
+  const Flow* fb = t->lookup(ip("192.0.2.2"), be(15002));
+  REQUIRE(fb != nullptr);
+  REQUIRE(fb->reverse.load() != nullptr);
+
+  REQUIRE(t->remove({a}).ok());
+  CHECK(fb->reverse.load() == nullptr);  // not a pointer to freed memory
+  CHECK(t->lookup(ip("192.0.2.2"), be(15002)) == fb);
+  REQUIRE(t->remove({b}).ok());
+  CHECK(t->size() == 0);
+}
+
 // ============================== update ==============================
 
 TEST_CASE("FlowTable: update keeps the local endpoint and swaps the spec a relay uses", "[flow]") {
