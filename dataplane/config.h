@@ -51,7 +51,8 @@ struct IdleConfig {
 struct NeighborConfig {
   uint32_t reachable_ms = 30000;  // RFC 4861 REACHABLE_TIME
   uint32_t retrans_ms = 1000;     // RFC 4861 RETRANS_TIMER
-  uint32_t max_probes = 3;        // then FAILED; retried every reachable_ms
+  uint32_t max_probes = 3;        // then FAILED; retried every reachable_ms, or at once
+                                  // (≤ 1 per retrans_ms) when media needs it
 };
 
 struct DataplaneConfig {

@@ -84,8 +84,8 @@ absl::StatusOr<std::unique_ptr<Dataplane>> Dataplane::start(const DataplaneConfi
   dp->launched_ = true;
   for (size_t p = 0; p < dp->ports_.size(); ++p) {
     const auto& port = dp->ports_[p];
-    if (port.cfg.gateway4) dp->addResolve(port.addrs.port_id, *port.cfg.gateway4);
-    if (port.cfg.gateway6) dp->addResolve(port.addrs.port_id, *port.cfg.gateway6);
+    if (port.cfg.gateway4) dp->addResolve(port.addrs.port_id, *port.cfg.gateway4, 0);
+    if (port.cfg.gateway6) dp->addResolve(port.addrs.port_id, *port.cfg.gateway6, 0);
   }
   dp->refreshPortStats();
   return dp;
@@ -174,6 +174,7 @@ absl::Status Dataplane::configurePorts() {
     port.addrs.ipv6 = ic.ipv6;
     port.addrs.ipv6_link_local = linkLocalFromMac(port.addrs.mac);
     port.addrs.gateway4 = ic.gateway4;
+    port.addrs.mtu = ic.mtu;
     port.addrs.gateway6 = ic.gateway6;
     port.rx_queues = nq;
     port.tx_queues = nq;
@@ -278,6 +279,10 @@ void Dataplane::run(const std::atomic<bool>& stop, std::function<void(bool)> on_
       resolveTick(now);
       refreshPortStats();
       checkReady(now);
+    } else if (probe_due_ || resolves_pending_.load(std::memory_order_relaxed)) {
+      // A new next hop is probed now rather than at the next tick: a call's first packets
+      // wait for its ARP/ND answer and are dropped as flow_no_route until it comes.
+      resolveTick(now);
     }
     // The main lcore is a control loop, not a poller: 5 ms is well inside ARP/ND timers, and
     // each wake-up costs a context switch (measured: ~17% of a core at 1 ms in a VM).
@@ -294,7 +299,7 @@ void Dataplane::drainSlowRings(uint64_t now_ns) {
            0) {
       for (unsigned i = 0; i < n; ++i) {
         if (hints[i].resolve != 0) {
-          addResolve(hints[i].port, hints[i].ip);
+          addResolve(hints[i].port, hints[i].ip, now_ns);
           continue;
         }
         const auto before = neighbors_.find(hints[i].port, hints[i].ip);
@@ -314,20 +319,37 @@ void Dataplane::drainSlowRings(uint64_t now_ns) {
 void Dataplane::requestResolve(uint16_t port, const IpAddr& next_hop) {
   std::lock_guard lk(pending_mu_);
   pending_resolves_.emplace_back(port, next_hop);
+  resolves_pending_.store(true, std::memory_order_relaxed);
 }
 
-void Dataplane::addResolve(uint16_t port, const IpAddr& ip) {
-  for (const auto& r : resolves_)
-    if (r.port == port && r.ip == ip) return;
+void Dataplane::addResolve(uint16_t port, const IpAddr& ip, uint64_t now_ns) {
+  for (auto& r : resolves_) {
+    if (r.port != port || r.ip != ip) continue;
+    // Someone needs this neighbor now. One that went FAILED is otherwise retried only every
+    // reachable_ms; media waiting for it (a peer that came up after its first probes) gets a
+    // new round of probes at once, still no more often than one per retrans_ms.
+    const auto e = neighbors_.find(port, ip);
+    const uint64_t retrans = uint64_t(cfg_.neighbor.retrans_ms) * 1'000'000ull;
+    if (e && e->state == NeighborState::kFailed && now_ns - r.last_probe_ns >= retrans) {
+      neighbors_.setState(port, ip, NeighborState::kIncomplete);
+      r.probes = 0;
+      r.last_probe_ns = 0;
+      probe_due_ = true;
+    }
+    return;
+  }
   resolves_.push_back({port, ip});
+  probe_due_ = true;
 }
 
 void Dataplane::resolveTick(uint64_t now_ns) {
   {
     std::lock_guard lk(pending_mu_);
-    for (const auto& [port, ip] : pending_resolves_) addResolve(port, ip);
+    for (const auto& [port, ip] : pending_resolves_) addResolve(port, ip, now_ns);
     pending_resolves_.clear();
+    resolves_pending_.store(false, std::memory_order_relaxed);
   }
+  probe_due_ = false;
   const uint64_t retrans = uint64_t(cfg_.neighbor.retrans_ms) * 1'000'000ull;
   const uint64_t reachable = uint64_t(cfg_.neighbor.reachable_ms) * 1'000'000ull;
   for (auto& r : resolves_) {

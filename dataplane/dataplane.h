@@ -109,7 +109,7 @@ class Dataplane {
   void drainSlowRings(uint64_t now_ns);
   void resolveTick(uint64_t now_ns);
   void sendProbe(const Resolve& r);
-  void addResolve(uint16_t port, const IpAddr& ip);
+  void addResolve(uint16_t port, const IpAddr& ip, uint64_t now_ns);
   void refreshPortStats();
   void checkReady(uint64_t now_ns);
 
@@ -127,6 +127,8 @@ class Dataplane {
   std::vector<Resolve> resolves_;
   std::mutex pending_mu_;  // control threads → main lcore
   std::vector<std::pair<uint16_t, IpAddr>> pending_resolves_;
+  std::atomic<bool> resolves_pending_{false};  // pending_resolves_ is not empty
+  bool probe_due_ = false;                     // a resolve was added or restarted: probe now
   std::unique_ptr<FlowTable> flows_;
   std::array<const InterfaceAddrs*, kMaxPorts> ifaces_{};
   std::vector<uint64_t> last_loops_;

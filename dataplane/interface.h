@@ -20,6 +20,7 @@ struct InterfaceAddrs {
   std::optional<IpAddr> gateway6;
   bool tx_ipv4_cksum_offload = false;
   bool tx_udp_cksum_offload = false;
+  uint16_t mtu = 1500;  // largest IP packet the port sends
 
   bool ownsV4(uint32_t be) const noexcept { return ipv4 && ipv4->addr.v4be() == be; }
   bool ownsV6Unicast(const uint8_t* a) const noexcept;
