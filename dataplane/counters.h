@@ -3,9 +3,10 @@
 // a reply it sends, an event it consumed, or a named drop — so
 //   rx_packets + handoffs_received == arp_replies + icmp_echo_replies + nd_advertisements
 //       + icmp6_echo_replies + neighbor_updates + relayed + handoffs_sent
-//       + drops (every reason but tx_full)
-// holds at every quiescent point, and tests check it. tx_full is on the transmit side: a reply
-// or injected packet the port would not take (it is dropped too, after being counted above).
+//       + drops (every reason but tx_full and handoff_full)
+// holds at every quiescent point, and tests check it. tx_full and handoff_full happen after
+// the verdict: a packet already counted above (as a reply, relayed or handed off) that the
+// port or the owner's ring would not take, so it is dropped and counted a second time there.
 #pragma once
 
 #include <array>
@@ -34,24 +35,25 @@ namespace rtpx {
   X(busy_polls, "Receive polls that returned packets")                                     \
   X(idle_sleeps, "Times the worker slept because it was idle")
 
-#define RTPX_DROP_REASONS(X)                                                               \
-  X(malformed, "Truncated or inconsistent L2/L3/L4 header")                                \
-  X(l2_not_for_us, "Ethernet destination is neither this port nor broadcast/multicast")    \
-  X(unknown_ethertype, "Ethertype other than IPv4, IPv6 and ARP")                          \
-  X(arp_not_for_us, "ARP request for an address this node does not own")                   \
-  X(ip_not_for_us, "IP destination is not an address this node owns")                      \
-  X(ip_bad_checksum, "IPv4 header checksum wrong")                                         \
-  X(ip_fragment, "IP fragment (media is never fragmented; not reassembled)")               \
-  X(ip_options, "IPv4 options or IPv6 extension headers")                                  \
-  X(unsupported_l4, "IP protocol or ICMP type this node does not handle")                  \
-  X(l4_bad_checksum, "ICMP/ICMPv6/UDP checksum wrong")                                     \
-  X(unknown_udp_port, "UDP to a port with no session")                                     \
-  X(flow_source_mismatch, "Strict source: not the source the flow latched to (RTP bleed)") \
-  X(flow_no_destination, "Flow has no destination yet (offer not answered)")               \
-  X(flow_no_route, "Next hop of the destination not resolved yet")                         \
-  X(flow_not_forwarding, "Media direction on hold or inactive")                            \
-  X(handoff_full, "Hand-off ring to the owning worker was full")                           \
-  X(nd_invalid, "Neighbor discovery message failing RFC 4861 validation")                  \
+#define RTPX_DROP_REASONS(X)                                                                  \
+  X(malformed, "Truncated or inconsistent L2/L3/L4 header")                                   \
+  X(l2_not_for_us, "Ethernet destination is neither this port nor broadcast/multicast")       \
+  X(unknown_ethertype, "Ethertype other than IPv4, IPv6 and ARP")                             \
+  X(arp_not_for_us, "ARP request for an address this node does not own")                      \
+  X(ip_not_for_us, "IP destination is not an address this node owns")                         \
+  X(ip_bad_checksum, "IPv4 header checksum wrong")                                            \
+  X(ip_fragment, "IP fragment (media is never fragmented; not reassembled)")                  \
+  X(ip_options, "IPv4 options or IPv6 extension headers")                                     \
+  X(unsupported_l4, "IP protocol or ICMP type this node does not handle")                     \
+  X(l4_bad_checksum, "ICMP/ICMPv6/UDP checksum wrong")                                        \
+  X(unknown_udp_port, "UDP to a port with no session")                                        \
+  X(flow_source_mismatch, "Strict source: not the source the flow latched to (RTP bleed)")    \
+  X(flow_no_destination, "Flow has no destination yet (offer not answered)")                  \
+  X(flow_no_route, "Next hop of the destination not resolved yet")                            \
+  X(flow_not_forwarding, "Media direction on hold or inactive")                               \
+  X(flow_too_big, "Rewritten packet larger than the egress MTU (IPv4 to IPv6 adds 20 bytes)") \
+  X(handoff_full, "Hand-off ring to the owning worker was full")                              \
+  X(nd_invalid, "Neighbor discovery message failing RFC 4861 validation")                     \
   X(tx_full, "Transmit queue full")
 
 enum class WorkerEvent : uint8_t {
@@ -67,6 +69,11 @@ enum class DropReason : uint8_t {
 #undef RTPX_X
       kCount
 };
+
+// Drops of a packet that already has its outcome counted (see the identity above).
+constexpr bool isDeliveryDrop(DropReason r) noexcept {
+  return r == DropReason::tx_full || r == DropReason::handoff_full;
+}
 
 inline constexpr size_t kNumWorkerEvents = static_cast<size_t>(WorkerEvent::kCount);
 inline constexpr size_t kNumDropReasons = static_cast<size_t>(DropReason::kCount);

@@ -52,6 +52,31 @@ static_assert(sizeof(NdHeader) == 24);
 constexpr size_t kEthLen = sizeof(rte_ether_hdr);
 constexpr size_t kV6Len = sizeof(rte_ipv6_hdr);
 
+// RFC 768 / RFC 8200 §8.1: the Internet checksum over the pseudo-header (source and
+// destination addresses, protocol, length) and the L4 message is all ones when it is right.
+// `addrs` points at the source address, which the destination follows in both IP headers.
+bool l4ChecksumOk(const void* addrs, size_t addrs_len, uint8_t proto, const void* l4,
+                  uint16_t len) noexcept {
+  uint32_t sum = __rte_raw_cksum(addrs, addrs_len, 0);
+  sum += rte_cpu_to_be_16(proto) + rte_cpu_to_be_16(len);
+  sum = __rte_raw_cksum(l4, len, sum);
+  return __rte_raw_cksum_reduce(sum) == 0xffff;
+}
+
+// The relay writes a fresh UDP checksum on the way out, so a datagram corrupted on its way in
+// must be caught here or it would leave with a valid checksum. The port's verdict is used when
+// it gives one, else the checksum is verified in software. IPv4 may say "no checksum" with 0
+// (RFC 768); IPv6 may not (RFC 8200 §8.1).
+bool udpChecksumOk(const rte_mbuf* m, const void* addrs, size_t addrs_len,
+                   const rte_udp_hdr* udp) noexcept {
+  const uint64_t ol = m->ol_flags & RTE_MBUF_F_RX_L4_CKSUM_MASK;
+  if (ol == RTE_MBUF_F_RX_L4_CKSUM_GOOD) return true;
+  if (ol == RTE_MBUF_F_RX_L4_CKSUM_BAD) return false;
+  if (udp->dgram_cksum == 0) return addrs_len == 8;
+  return m->nb_segs == 1 &&
+         l4ChecksumOk(addrs, addrs_len, IPPROTO_UDP, udp, rte_be_to_cpu_16(udp->dgram_len));
+}
+
 IngressResult drop(WorkerCounters& c, DropReason r) noexcept {
   c.drop(r);
   IngressResult res;
@@ -143,6 +168,7 @@ IngressResult handleIpv4(rte_mbuf* m, rte_ether_hdr* eth, uint32_t len, const In
     uint32_t ulen = rte_be_to_cpu_16(udp->dgram_len);
     if (ulen < sizeof(rte_udp_hdr) || ulen > l4len) return drop(c, DropReason::malformed);
     if (relay == nullptr) return drop(c, DropReason::unknown_udp_port);
+    if (!udpChecksumOk(m, &ip->src_addr, 8, udp)) return drop(c, DropReason::l4_bad_checksum);
     return relayUdp(m, *relay, c, false);
   }
   if (ip->next_proto_id != IPPROTO_ICMP) return drop(c, DropReason::unsupported_l4);
@@ -231,6 +257,7 @@ IngressResult handleIpv6(rte_mbuf* m, rte_ether_hdr* eth, uint32_t len, const In
     const uint32_t ulen = rte_be_to_cpu_16(udp->dgram_len);
     if (ulen < sizeof(rte_udp_hdr) || ulen > plen) return drop(c, DropReason::malformed);
     if (relay == nullptr) return drop(c, DropReason::unknown_udp_port);
+    if (!udpChecksumOk(m, ip->src_addr, 32, udp)) return drop(c, DropReason::l4_bad_checksum);
     return relayUdp(m, *relay, c, false);
   }
   if (ip->proto == IPPROTO_FRAGMENT) return drop(c, DropReason::ip_fragment);
@@ -243,7 +270,8 @@ IngressResult handleIpv6(rte_mbuf* m, rte_ether_hdr* eth, uint32_t len, const In
   if (plen < 4) return drop(c, DropReason::malformed);
   if (m->nb_segs != 1) return drop(c, DropReason::unsupported_l4);
   auto* l4 = reinterpret_cast<uint8_t*>(ip + 1);
-  if (rte_ipv6_udptcp_cksum_verify(ip, l4) != 0) return drop(c, DropReason::l4_bad_checksum);
+  if (!l4ChecksumOk(ip->src_addr, 32, kProtoIcmp6, l4, static_cast<uint16_t>(plen)))
+    return drop(c, DropReason::l4_bad_checksum);
 
   const uint8_t type = l4[0];
   if (type == kIcmp6EchoRequest) {
@@ -299,7 +327,7 @@ IngressResult handleIpv6(rte_mbuf* m, rte_ether_hdr* eth, uint32_t len, const In
   if (!ifc.ownsV6Unicast(nd->target)) return drop(c, DropReason::ip_not_for_us);
 
   // The advertisement may be longer than the solicitation; never write past the buffer.
-  if (m->buf_len - m->data_off < kEthLen + kV6Len + sizeof(NdHeader) + 8)
+  if (size_t(m->buf_len - m->data_off) < kEthLen + kV6Len + sizeof(NdHeader) + 8)
     return drop(c, DropReason::malformed);
   IngressResult r;
   r.verdict = Verdict::kTransmit;

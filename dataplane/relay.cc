@@ -269,6 +269,10 @@ IngressResult relayUdp(rte_mbuf* m, const RelayContext& ctx, WorkerCounters& c,
     }
     return r;
   }
+  // IPv4 → IPv6 bridging adds 20 bytes; media is never fragmented, so a packet that no
+  // longer fits the egress port is dropped and counted rather than sent oversize.
+  if ((dst.addr.isV6() ? kV6 : kV4) + kUdp + payload_len > out->mtu)
+    return dropped(c, DropReason::flow_too_big);
   if (!writeHeaders(m, hdr, payload_len, tos, *out, *mac, sp.egress_local, dst))
     return dropped(c, DropReason::malformed);
   f->forwarded.add(1);

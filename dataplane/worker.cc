@@ -55,12 +55,9 @@ void dispatch(Worker& w, rte_mbuf* m, IngressResult& r, uint16_t in_port, TxBatc
     w.counters.count(WorkerEvent::neighbor_hints_lost);  // the resolver retries
   switch (r.verdict) {
     case Verdict::kTransmit: {
+      // Always < kMaxPorts: configurePorts refuses larger port ids, and a flow's egress port
+      // is checked against the interfaces in relayUdp.
       const uint16_t port = r.tx_port == kSamePort ? in_port : r.tx_port;
-      if (port >= kMaxPorts) {
-        rte_pktmbuf_free(m);
-        w.counters.drop(DropReason::flow_no_route);
-        return;
-      }
       b.pkts[port][b.n[port]++] = m;
       if (b.n[port] == kMaxBurst) {
         transmit(w, port, static_cast<uint16_t>(w.index), b.pkts[port].data(), kMaxBurst);

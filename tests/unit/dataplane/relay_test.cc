@@ -22,6 +22,7 @@
 #include <cstring>
 #include <initializer_list>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -191,6 +192,7 @@ struct Pkt {
   uint32_t flow_label = 0;  // IPv6 only
   size_t pad_to = 0;        // Ethernet padding (trailer bytes) up to this frame size
   uint8_t pad_byte = 0xee;
+  std::optional<uint16_t> udp_cksum;  // instead of the right one
 };
 
 Bytes udpSegment(const Pkt& p) {
@@ -200,7 +202,7 @@ Bytes udpSegment(const Pkt& p) {
   put16(u, static_cast<uint16_t>(8 + p.payload.size()));
   put16(u, 0);
   append(u, p.payload);
-  const uint16_t ck = udpChecksum(p.src, p.dst, u);
+  const uint16_t ck = p.udp_cksum.value_or(udpChecksum(p.src, p.dst, u));
   u[6] = static_cast<uint8_t>(ck >> 8);
   u[7] = static_cast<uint8_t>(ck);
   return u;
@@ -441,8 +443,9 @@ struct Rig {
     tally(worker, r);
     return r;
   }
-  Out send(const Bytes& f, int32_t worker = 0) {
+  Out send(const Bytes& f, int32_t worker = 0, uint64_t rx_ol_flags = 0) {
     MbufPtr m = makeMbuf(f);
+    m->ol_flags |= rx_ol_flags;
     Out o;
     o.r = ingress(m.get(), worker);
     o.frame = frameOf(m.get());
@@ -469,7 +472,7 @@ struct Rig {
   }
 
   // dataplane/counters.h: rx_packets + handoffs_received == replies + neighbor_updates +
-  // relayed + handoffs_sent + drops (every reason but tx_full), per worker; and the path itself
+  // relayed + handoffs_sent + drops (all but the delivery drops), per worker; and the path itself
   // counts neither rx nor tx nor handoffs_received.
   void checkCounterIdentity() const {
     for (size_t w = 0; w < 2; ++w) {
@@ -481,7 +484,7 @@ struct Rig {
                           k.get(WorkerEvent::neighbor_updates) + k.get(WorkerEvent::relayed) +
                           k.get(WorkerEvent::handoffs_sent);
       for (size_t d = 0; d < rtpx::kNumDropReasons; ++d)
-        if (static_cast<DropReason>(d) != DropReason::tx_full)
+        if (!rtpx::isDeliveryDrop(static_cast<DropReason>(d)))
           outcomes += k.get(static_cast<DropReason>(d));
       CHECK(rx[w] + handed_in[w] == outcomes);
       CHECK(k.get(WorkerEvent::rx_packets) == 0);
@@ -1036,6 +1039,68 @@ TEST_CASE("Relay: IPv4 → IPv6 bridging produces a valid IPv6/UDP frame", "[rel
   Out o2 = rig.send(frame(p));
   REQUIRE(why(o2.r) == "transmit");
   checkRelayed(o2.frame, kMacC, kOurIp6, 20002, kC6, 7000, tiny, 0xba);
+  rig.checkCounterIdentity();
+}
+
+TEST_CASE("Relay: IPv4 → IPv6 bridging drops what would exceed the egress MTU", "[relay][ipv6]") {
+  Rig rig;
+  rig.ifc.mtu = 1500;
+  FlowSpec s;
+  s.local = ep(kOurIp4, 10002);
+  s.egress_local = ep(kOurIp6, 20002);
+  s.destination = ep(kC6, 7000);
+  const FlowId id = rig.add(s);
+  Pkt p = fromA({});
+  p.dport = 10002;
+  // 1500 - 40 (IPv6) - 8 (UDP) = 1452 bytes of payload fit; the IPv4 input had 20 to spare.
+  p.payload = rtp(1, 0, kSsrcA, 1452 - 12);
+  CHECK(why(rig.send(frame(p)).r) == "transmit");
+  p.payload = rtp(2, 160, kSsrcA, 1453 - 12);
+  CHECK(why(rig.send(frame(p)).r) == "drop:flow_too_big");
+  CHECK(rig.c[0].get(DropReason::flow_too_big) == 1);
+  CHECK(rig.stats(id).forwarded == 1);
+  rig.checkCounterIdentity();
+}
+
+TEST_CASE("Relay: a UDP checksum that does not match is dropped before the relay rewrites it",
+          "[relay][drop]") {
+  Rig rig;
+  rig.add(specAB());
+  rig.add(specBA());
+  Pkt p = fromA(rtp(1, 160, kSsrcA));
+  Bytes bad = frame(p);
+  bad.back() ^= 0x01;  // one payload bit flipped on the wire
+  CHECK(why(rig.send(bad).r) == "drop:l4_bad_checksum");
+  // The port's own verdict wins when it gives one.
+  CHECK(why(rig.send(bad, 0, RTE_MBUF_F_RX_L4_CKSUM_GOOD).r) == "transmit");
+  CHECK(why(rig.send(frame(p), 0, RTE_MBUF_F_RX_L4_CKSUM_BAD).r) == "drop:l4_bad_checksum");
+  // IPv4: 0 means "no checksum" (RFC 768).
+  p.udp_cksum = 0;
+  CHECK(why(rig.send(frame(p)).r) == "transmit");
+  CHECK(rig.c[0].get(DropReason::l4_bad_checksum) == 2);
+  rig.checkCounterIdentity();
+}
+
+TEST_CASE("Relay: IPv6 UDP with a zero or wrong checksum is dropped", "[relay][drop][ipv6]") {
+  Rig rig;
+  FlowSpec s;
+  s.local = ep(kOurIp6, 10004);
+  s.egress_local = ep(kOurIp6, 20004);
+  s.destination = ep(kC6, 7002);
+  rig.add(s);
+  Pkt p;
+  p.eth_src = kMacC;
+  p.src = kC6;
+  p.dst = kOurIp6;
+  p.sport = 7000;
+  p.dport = 10004;
+  p.payload = rtp(1, 160, kSsrcA);
+  CHECK(why(rig.send(frame(p)).r) == "transmit");
+  p.udp_cksum = 0;  // RFC 8200 §8.1: not allowed over IPv6
+  CHECK(why(rig.send(frame(p)).r) == "drop:l4_bad_checksum");
+  p.udp_cksum = 0x1234;
+  CHECK(why(rig.send(frame(p)).r) == "drop:l4_bad_checksum");
+  CHECK(rig.c[0].get(DropReason::l4_bad_checksum) == 2);
   rig.checkCounterIdentity();
 }
 
