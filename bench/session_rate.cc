@@ -3,6 +3,9 @@
 // latency of each operation. With --hold, sets the calls up and keeps them (for memory
 // measurements), deleting them only when stdin closes.
 //   session_rate --server 127.0.0.1:50051 --calls 20000 --concurrency 8
+// With --ng, the same cycle (same SDP, tags and output) goes to rtpengine over its NG control
+// protocol instead, one NG client (UDP socket) per thread:
+//   session_rate --ng 198.51.100.2:2223 --calls 20000 --concurrency 8
 #include <grpcpp/grpcpp.h>
 
 #include <fmt/format.h>
@@ -11,9 +14,12 @@
 #include <atomic>
 #include <chrono>
 #include <iostream>
+#include <memory>
+#include <mutex>
 #include <thread>
 #include <vector>
 
+#include "bench/ng_client.h"
 #include "rtpx/v1/session.grpc.pb.h"
 
 namespace {
@@ -36,11 +42,14 @@ double pct(std::vector<double>& v, double p) {
 }  // namespace
 
 int main(int argc, char** argv) {
-  CLI::App app{"session_rate — offer+answer+delete rate against rtpxd"};
-  std::string server = "127.0.0.1:50051", prefix = "bench";
-  int calls = 10000, concurrency = 8;
+  CLI::App app{"session_rate — offer+answer+delete rate against rtpxd (gRPC) or rtpengine (NG)"};
+  std::string server = "127.0.0.1:50051", prefix = "bench", ng_addr;
+  int calls = 10000, concurrency = 8, ng_timeout_ms = 2000;
   bool hold = false;
-  app.add_option("--server", server);
+  auto* server_opt = app.add_option("--server", server, "rtpxd gRPC address");
+  app.add_option("--ng", ng_addr, "Drive rtpengine over NG at HOST:PORT instead of rtpxd")
+      ->excludes(server_opt);
+  app.add_option("--ng-timeout-ms", ng_timeout_ms, "NG reply timeout (one retransmission)");
   app.add_option("--calls", calls);
   app.add_option("--concurrency", concurrency);
   app.add_option("--prefix", prefix, "Call-ID prefix");
@@ -56,16 +65,60 @@ int main(int argc, char** argv) {
       lat_delete(concurrency);
   std::string first_error;
   std::mutex err_mu;
-  auto fail = [&](const grpc::Status& st) {
+  auto failWith = [&](const std::string& what) {
     if (errors++ == 0) {
       std::lock_guard lk(err_mu);
-      first_error = fmt::format("{}: {}", static_cast<int>(st.error_code()), st.error_message());
+      first_error = what;
     }
+  };
+  auto fail = [&](const grpc::Status& st) {
+    failWith(fmt::format("{}: {}", static_cast<int>(st.error_code()), st.error_message()));
   };
   auto ms = [](Clock::time_point a) {
     return std::chrono::duration<double, std::milli>(Clock::now() - a).count();
   };
-  auto setup = [&](int i, int t) {
+  // NG mode: one client per thread (NgClient is thread-compatible), all created up front.
+  std::vector<std::unique_ptr<rtpx::bench::NgClient>> ng;
+  if (!ng_addr.empty()) {
+    try {
+      for (int t = 0; t < concurrency; ++t)
+        ng.push_back(std::make_unique<rtpx::bench::NgClient>(ng_addr, ng_timeout_ms));
+      ng.front()->ping();
+    } catch (const rtpx::bench::NgError& e) {
+      fmt::print(stderr, "session_rate: {}\n", e.what());
+      return 2;
+    }
+  }
+  auto ngSetup = [&](int i, int t) {
+    const std::string id = fmt::format("{}-{}", prefix, i);
+    auto t0 = Clock::now();
+    try {
+      ng[t]->offer(id, "a", sdp("192.0.2.10", 4000 + 2 * (i % 20000)));
+    } catch (const rtpx::bench::NgError& e) {
+      lat_offer[t].push_back(ms(t0));
+      return failWith(e.what()), false;
+    }
+    lat_offer[t].push_back(ms(t0));
+    t0 = Clock::now();
+    try {
+      ng[t]->answer(id, "a", "b", sdp("192.0.2.20", 4000 + 2 * (i % 20000)));
+    } catch (const rtpx::bench::NgError& e) {
+      lat_answer[t].push_back(ms(t0));
+      return failWith(e.what()), false;
+    }
+    lat_answer[t].push_back(ms(t0));
+    return true;
+  };
+  auto ngTeardown = [&](int i, int t) {
+    const auto t0 = Clock::now();
+    try {
+      ng[t]->remove(fmt::format("{}-{}", prefix, i));
+    } catch (const rtpx::bench::NgError& e) {
+      failWith(e.what());
+    }
+    lat_delete[t].push_back(ms(t0));
+  };
+  auto grpcSetup = [&](int i, int t) {
     const std::string id = fmt::format("{}-{}", prefix, i);
     {
       grpc::ClientContext ctx;
@@ -92,7 +145,7 @@ int main(int argc, char** argv) {
     if (!st.ok()) return fail(st), false;
     return true;
   };
-  auto teardown = [&](int i, int t) {
+  auto grpcTeardown = [&](int i, int t) {
     grpc::ClientContext ctx;
     rtpx::v1::DeleteRequest req;
     req.set_call_id(fmt::format("{}-{}", prefix, i));
@@ -102,6 +155,8 @@ int main(int argc, char** argv) {
     lat_delete[t].push_back(ms(t0));
     if (!st.ok()) fail(st);
   };
+  auto setup = [&](int i, int t) { return ng.empty() ? grpcSetup(i, t) : ngSetup(i, t); };
+  auto teardown = [&](int i, int t) { ng.empty() ? grpcTeardown(i, t) : ngTeardown(i, t); };
   auto run = [&](auto body) {
     next = 0;
     std::vector<std::thread> th;
