@@ -167,15 +167,47 @@ grpc::Status toGrpcStatus(const absl::Status& st) {
   return grpc::Status(static_cast<grpc::StatusCode>(st.code()), std::string(st.message()));
 }
 
-grpc::Status SessionService::Offer(grpc::ServerContext*, const v1::OfferRequest* req,
-                                   v1::OfferResponse* resp) {
-  if (auto st = requireField(req->call_id(), "call_id", "the SIP Call-ID"); !st.ok()) return st;
-  if (auto st = requireField(req->from_tag(), "from_tag", "the tag of the leg that offers");
+namespace {
+grpc::ServerUnaryReactor* finish(grpc::CallbackServerContext* ctx, const grpc::Status& st) {
+  grpc::ServerUnaryReactor* r = ctx->DefaultReactor();
+  r->Finish(st);
+  return r;
+}
+}  // namespace
+
+grpc::ServerUnaryReactor* SessionService::Offer(grpc::CallbackServerContext* ctx,
+                                                const v1::OfferRequest* req,
+                                                v1::OfferResponse* resp) {
+  return finish(ctx, offer(*req, *resp));
+}
+grpc::ServerUnaryReactor* SessionService::Answer(grpc::CallbackServerContext* ctx,
+                                                 const v1::AnswerRequest* req,
+                                                 v1::AnswerResponse* resp) {
+  return finish(ctx, answer(*req, *resp));
+}
+grpc::ServerUnaryReactor* SessionService::Delete(grpc::CallbackServerContext* ctx,
+                                                 const v1::DeleteRequest* req,
+                                                 v1::DeleteResponse*) {
+  return finish(ctx, remove(*req));
+}
+grpc::ServerUnaryReactor* SessionService::Query(grpc::CallbackServerContext* ctx,
+                                                const v1::QueryRequest* req,
+                                                v1::QueryResponse* resp) {
+  return finish(ctx, query(*req, *resp));
+}
+grpc::ServerUnaryReactor* SessionService::List(grpc::CallbackServerContext* ctx,
+                                               const v1::ListRequest*, v1::ListResponse* resp) {
+  return finish(ctx, list(*resp));
+}
+
+grpc::Status SessionService::offer(const v1::OfferRequest& req, v1::OfferResponse& resp) {
+  if (auto st = requireField(req.call_id(), "call_id", "the SIP Call-ID"); !st.ok()) return st;
+  if (auto st = requireField(req.from_tag(), "from_tag", "the tag of the leg that offers");
       !st.ok())
     return st;
   OfferOptions o;
-  if (req->has_options()) {
-    const v1::OfferOptions& po = req->options();
+  if (req.has_options()) {
+    const v1::OfferOptions& po = req.options();
     static_cast<RewriteOptions&>(o) = rewriteOptions(po.rewrite());
     o.offerer_interface = po.offerer_interface();
     if (po.has_answerer_address()) {
@@ -186,56 +218,52 @@ grpc::Status SessionService::Offer(grpc::ServerContext*, const v1::OfferRequest*
       o.answerer.interface = po.answerer_address().interface();
     }
   }
-  absl::StatusOr<std::string> sdp = sessions_.offer(req->call_id(), req->from_tag(), req->sdp(), o);
+  absl::StatusOr<std::string> sdp = sessions_.offer(req.call_id(), req.from_tag(), req.sdp(), o);
   if (!sdp.ok()) return toGrpcStatus(sdp.status());
-  resp->set_sdp(*std::move(sdp));
+  resp.set_sdp(*std::move(sdp));
   return grpc::Status::OK;
 }
 
-grpc::Status SessionService::Answer(grpc::ServerContext*, const v1::AnswerRequest* req,
-                                    v1::AnswerResponse* resp) {
-  if (auto st = requireField(req->call_id(), "call_id", "the SIP Call-ID"); !st.ok()) return st;
-  if (auto st = requireField(req->from_tag(), "from_tag", "the tag of the leg that offered");
+grpc::Status SessionService::answer(const v1::AnswerRequest& req, v1::AnswerResponse& resp) {
+  if (auto st = requireField(req.call_id(), "call_id", "the SIP Call-ID"); !st.ok()) return st;
+  if (auto st = requireField(req.from_tag(), "from_tag", "the tag of the leg that offered");
       !st.ok())
     return st;
-  if (auto st = requireField(req->to_tag(), "to_tag", "the tag of the leg that answers"); !st.ok())
+  if (auto st = requireField(req.to_tag(), "to_tag", "the tag of the leg that answers"); !st.ok())
     return st;
-  absl::StatusOr<std::string> sdp = sessions_.answer(req->call_id(), req->from_tag(), req->to_tag(),
-                                                     req->sdp(), rewriteOptions(req->options()));
+  absl::StatusOr<std::string> sdp = sessions_.answer(req.call_id(), req.from_tag(), req.to_tag(),
+                                                     req.sdp(), rewriteOptions(req.options()));
   if (!sdp.ok()) return toGrpcStatus(sdp.status());
-  resp->set_sdp(*std::move(sdp));
+  resp.set_sdp(*std::move(sdp));
   return grpc::Status::OK;
 }
 
-grpc::Status SessionService::Delete(grpc::ServerContext*, const v1::DeleteRequest* req,
-                                    v1::DeleteResponse*) {
-  if (auto st = requireField(req->call_id(), "call_id", "the SIP Call-ID"); !st.ok()) return st;
+grpc::Status SessionService::remove(const v1::DeleteRequest& req) {
+  if (auto st = requireField(req.call_id(), "call_id", "the SIP Call-ID"); !st.ok()) return st;
   std::optional<std::chrono::milliseconds> delay;
-  if (req->has_delay()) {
-    const auto& d = req->delay();
+  if (req.has_delay()) {
+    const auto& d = req.delay();
     if (d.seconds() < 0 || d.nanos() < 0 || d.nanos() > 999999999 || d.seconds() > 86400)
       return invalid("delay must be between 0 and 86400 seconds (absent: the configured default)");
     delay = std::chrono::milliseconds(d.seconds() * 1000 + d.nanos() / 1000000);
   }
   std::optional<std::string_view> tag;
-  if (!req->from_tag().empty()) tag = req->from_tag();
-  return toGrpcStatus(sessions_.deleteCall(req->call_id(), tag, delay));
+  if (!req.from_tag().empty()) tag = req.from_tag();
+  return toGrpcStatus(sessions_.deleteCall(req.call_id(), tag, delay));
 }
 
-grpc::Status SessionService::Query(grpc::ServerContext*, const v1::QueryRequest* req,
-                                   v1::QueryResponse* resp) {
-  if (auto st = requireField(req->call_id(), "call_id", "the SIP Call-ID"); !st.ok()) return st;
-  absl::StatusOr<CallInfo> info = sessions_.query(req->call_id());
+grpc::Status SessionService::query(const v1::QueryRequest& req, v1::QueryResponse& resp) {
+  if (auto st = requireField(req.call_id(), "call_id", "the SIP Call-ID"); !st.ok()) return st;
+  absl::StatusOr<CallInfo> info = sessions_.query(req.call_id());
   if (!info.ok()) return toGrpcStatus(info.status());
-  toProto(*info, resp->mutable_call());
+  toProto(*info, resp.mutable_call());
   return grpc::Status::OK;
 }
 
-grpc::Status SessionService::List(grpc::ServerContext*, const v1::ListRequest*,
-                                  v1::ListResponse* resp) {
+grpc::Status SessionService::list(v1::ListResponse& resp) {
   const uint64_t now = sessions_.now();
   for (const CallSummary& s : sessions_.list()) {
-    auto* c = resp->add_calls();
+    auto* c = resp.add_calls();
     c->set_call_id(s.call_id);
     c->set_state(toProto(s.state));
     c->add_tags(s.tags[0]);

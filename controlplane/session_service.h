@@ -1,6 +1,12 @@
 // rtpx.v1.SessionService: offer / answer / delete / query / list / events over gRPC. Validates
 // requests, converts them to the session manager's plain structs and maps absl::Status codes to
 // gRPC codes, once, here. Protobuf types stop in this file.
+//
+// The unary methods use gRPC's callback API: they never wait for anything but the session
+// manager's mutex, so they run on the gRPC thread that read the request. (The synchronous API
+// hands every request to a pool thread it grows and shrinks as load changes: two context
+// switches per RPC and threads created and destroyed under load, most of the server's CPU at
+// high set-up rates.) WatchEvents waits for events, so it stays synchronous, on its own thread.
 #pragma once
 
 #include <grpcpp/grpcpp.h>
@@ -16,20 +22,25 @@ namespace rtpx {
 // absl and gRPC share their status code numbering; this is the one place that relies on it.
 grpc::Status toGrpcStatus(const absl::Status& st);
 
-class SessionService final : public v1::SessionService::Service {
+using SessionServiceBase =
+    v1::SessionService::WithCallbackMethod_Offer<v1::SessionService::WithCallbackMethod_Answer<
+        v1::SessionService::WithCallbackMethod_Delete<v1::SessionService::WithCallbackMethod_Query<
+            v1::SessionService::WithCallbackMethod_List<v1::SessionService::Service>>>>>;
+
+class SessionService final : public SessionServiceBase {
  public:
   explicit SessionService(SessionManager& sessions) : sessions_(sessions) {}
 
-  grpc::Status Offer(grpc::ServerContext*, const v1::OfferRequest* req,
-                     v1::OfferResponse* resp) override;
-  grpc::Status Answer(grpc::ServerContext*, const v1::AnswerRequest* req,
-                      v1::AnswerResponse* resp) override;
-  grpc::Status Delete(grpc::ServerContext*, const v1::DeleteRequest* req,
-                      v1::DeleteResponse* resp) override;
-  grpc::Status Query(grpc::ServerContext*, const v1::QueryRequest* req,
-                     v1::QueryResponse* resp) override;
-  grpc::Status List(grpc::ServerContext*, const v1::ListRequest* req,
-                    v1::ListResponse* resp) override;
+  grpc::ServerUnaryReactor* Offer(grpc::CallbackServerContext* ctx, const v1::OfferRequest* req,
+                                  v1::OfferResponse* resp) override;
+  grpc::ServerUnaryReactor* Answer(grpc::CallbackServerContext* ctx, const v1::AnswerRequest* req,
+                                   v1::AnswerResponse* resp) override;
+  grpc::ServerUnaryReactor* Delete(grpc::CallbackServerContext* ctx, const v1::DeleteRequest* req,
+                                   v1::DeleteResponse* resp) override;
+  grpc::ServerUnaryReactor* Query(grpc::CallbackServerContext* ctx, const v1::QueryRequest* req,
+                                  v1::QueryResponse* resp) override;
+  grpc::ServerUnaryReactor* List(grpc::CallbackServerContext* ctx, const v1::ListRequest* req,
+                                 v1::ListResponse* resp) override;
   grpc::Status WatchEvents(grpc::ServerContext* ctx, const v1::WatchEventsRequest* req,
                            grpc::ServerWriter<v1::SessionEvent>* writer) override;
 
@@ -41,6 +52,12 @@ class SessionService final : public v1::SessionService::Service {
   static constexpr std::chrono::milliseconds kWatchPoll{200};
 
  private:
+  grpc::Status offer(const v1::OfferRequest& req, v1::OfferResponse& resp);
+  grpc::Status answer(const v1::AnswerRequest& req, v1::AnswerResponse& resp);
+  grpc::Status remove(const v1::DeleteRequest& req);
+  grpc::Status query(const v1::QueryRequest& req, v1::QueryResponse& resp);
+  grpc::Status list(v1::ListResponse& resp);
+
   SessionManager& sessions_;
   std::atomic<bool> shutdown_{false};
 };
