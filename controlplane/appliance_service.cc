@@ -69,6 +69,18 @@ void toProto(const StatsSnapshot& s, v1::GetStatisticsResponse* out) {
     pp->set_rx_no_mbuf(p.rx_nombuf);
     for (const auto& a : p.addresses) pp->add_addresses(a);
   }
+  if (s.sessions) {
+    auto* ps = out->mutable_sessions();
+    ps->set_calls(s.sessions->calls);
+    ps->set_flows(s.sessions->flows);
+    ps->set_flow_capacity(s.sessions->flow_capacity);
+    for (const auto& p : s.sessions->ports) {
+      auto* pm = ps->add_media_ports();
+      pm->set_interface(p.interface);
+      pm->set_pairs_in_use(static_cast<uint32_t>(p.pairs_in_use));
+      pm->set_pairs_total(static_cast<uint32_t>(p.pairs_total));
+    }
+  }
   for (const auto& n : s.neighbors) {
     auto* pn = out->add_neighbors();
     pn->set_interface(n.port < s.interface_names.size() ? s.interface_names[n.port] : "");

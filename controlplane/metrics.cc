@@ -97,6 +97,27 @@ std::string renderMetrics(const StatsSnapshot& s, bool ready) {
     fmt::format_to(o, "rtpx_port_link_up{{interface=\"{}\",port=\"{}\",driver=\"{}\"}} {}\n",
                    escapeLabel(p.interface), p.port_id, escapeLabel(p.driver), p.link_up ? 1 : 0);
 
+  if (s.sessions) {
+    const SessionGauges& g = *s.sessions;
+    header(out, "rtpx_calls", "Calls rtpx holds (offered, answered or waiting for a delete)",
+           "gauge");
+    fmt::format_to(o, "rtpx_calls {}\n", g.calls);
+    header(out, "rtpx_flows", "Dataplane flows (one per media direction)", "gauge");
+    fmt::format_to(o, "rtpx_flows {}\n", g.flows);
+    header(out, "rtpx_flow_capacity", "Flows the flow table holds (sessions.flow_capacity)",
+           "gauge");
+    fmt::format_to(o, "rtpx_flow_capacity {}\n", g.flow_capacity);
+    header(out, "rtpx_media_port_pairs_in_use", "RTP/RTCP media port pairs allocated to calls",
+           "gauge");
+    for (const auto& p : g.ports)
+      fmt::format_to(o, "rtpx_media_port_pairs_in_use{{interface=\"{}\"}} {}\n",
+                     escapeLabel(p.interface), p.pairs_in_use);
+    header(out, "rtpx_media_port_pairs", "RTP/RTCP media port pairs of the configured range",
+           "gauge");
+    for (const auto& p : g.ports)
+      fmt::format_to(o, "rtpx_media_port_pairs{{interface=\"{}\"}} {}\n", escapeLabel(p.interface),
+                     p.pairs_total);
+  }
   header(out, "rtpx_neighbors", "Neighbor (ARP/ND) table entries by state", "gauge");
   std::map<std::string_view, int> by_state{
       {"incomplete", 0}, {"reachable", 0}, {"stale", 0}, {"failed", 0}};

@@ -106,7 +106,14 @@ int main(int argc, char** argv) {
       } else {
         rtpx::SessionManager& sm = **sessions;
         rtpx::SessionService session_service(sm);
-        rtpx::ControlServer control([&d] { return d.stats(); }, [&d] { return d.ready(); });
+        // The dataplane's statistics, plus what sessions hold (calls, flows, ports).
+        rtpx::ControlServer control(
+            [&d, &sm] {
+              rtpx::StatsSnapshot s = d.stats();
+              s.sessions = sm.gauges();
+              return s;
+            },
+            [&d] { return d.ready(); });
         control.addService(&session_service, rtpx::v1::SessionService::service_full_name(),
                            [&session_service] { session_service.shutdown(); });
         if (auto st = control.start(cfg->grpc_listen, cfg->http_listen); !st.ok()) {

@@ -400,6 +400,17 @@ std::size_t SessionManager::callCount() const {
   return calls_.size();
 }
 
+SessionGauges SessionManager::gauges() const {
+  std::lock_guard lk(mu_);
+  SessionGauges g;
+  g.calls = calls_.size();
+  g.flows = flows_.size();
+  g.flow_capacity = flows_.capacity();
+  for (const PortAllocator& p : ports_)
+    g.ports.push_back({p.name(), p.capacity() - p.available(), p.capacity()});
+  return g;
+}
+
 namespace {
 
 struct Sides {

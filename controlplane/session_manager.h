@@ -35,6 +35,7 @@
 
 #include "controlplane/config.h"
 #include "controlplane/port_allocator.h"
+#include "dataplane/dataplane.h"
 #include "dataplane/flow.h"
 #include "dataplane/net_types.h"
 
@@ -211,6 +212,9 @@ class SessionManager {
   absl::StatusOr<CallInfo> query(std::string_view call_id) const;
   std::vector<CallSummary> list() const;
   std::size_t callCount() const;
+  // Calls, flows and ports in use, consistent with each other (taken under the manager's lock,
+  // which also serialises every flow table writer). For statistics and /metrics.
+  SessionGauges gauges() const;
 
   // Evaluates timeouts, media start and postponed deletes. Call every 100 ms to 1 s with the
   // same clock as the manager's.

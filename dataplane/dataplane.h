@@ -12,6 +12,7 @@
 #include <functional>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -56,6 +57,20 @@ struct WorkerSnapshot {
   std::array<uint64_t, kNumDropReasons> drops{};
 };
 
+// What sessions hold right now. The control plane's session manager owns calls and ports, so
+// it fills this in; the dataplane's own stats() leaves it empty.
+struct SessionGauges {
+  uint64_t calls = 0;
+  uint64_t flows = 0;  // in the flow table
+  uint64_t flow_capacity = 0;
+  struct Ports {
+    std::string interface;
+    uint64_t pairs_in_use = 0;  // RTP/RTCP port pairs
+    uint64_t pairs_total = 0;
+  };
+  std::vector<Ports> ports;  // by interface, in configuration order
+};
+
 struct StatsSnapshot {
   uint64_t uptime_ns = 0;
   uint64_t now_ns = 0;
@@ -63,6 +78,7 @@ struct StatsSnapshot {
   std::vector<PortSnapshot> ports;
   std::vector<NeighborEntry> neighbors;
   std::vector<std::string> interface_names;  // indexed by port id
+  std::optional<SessionGauges> sessions;
 };
 
 class Dataplane {

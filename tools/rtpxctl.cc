@@ -161,6 +161,15 @@ int stats(const Options& o, bool json, bool all) {
       if (all || d.value() != 0)
         std::cout << fmt::format("    {:<22} {:>14}  {}\n", d.name(), d.value(), d.description());
   }
+  if (resp.has_sessions()) {
+    const auto& ss = resp.sessions();
+    std::cout << fmt::format("\nsessions\n  {:<24} {:>14}\n  {:<24} {:>14}  (capacity {})\n",
+                             "calls", ss.calls(), "flows", ss.flows(), ss.flow_capacity());
+    for (const auto& p : ss.media_ports())
+      std::cout << fmt::format("  {:<24} {:>14}  (of {})\n",
+                               fmt::format("port pairs {}", p.interface()), p.pairs_in_use(),
+                               p.pairs_total());
+  }
   std::cout << fmt::format("\nneighbors\n");
   for (const auto& n : resp.neighbors())
     std::cout << fmt::format("  {:<10} {:<28} {:<17} {}\n", n.interface(), n.ip_address(),

@@ -128,6 +128,29 @@ TEST_CASE("renderMetrics writes the expected samples", "[metrics]") {
   CHECK(samples == 3 + 2 * rtpx::kNumWorkerEvents + 2 * rtpx::kNumDropReasons + 9 + 4);
 }
 
+TEST_CASE("renderMetrics shows the session gauges when the control plane gives them", "[metrics]") {
+  rtpx::StatsSnapshot s = sampleSnapshot();
+  CHECK(rtpx::renderMetrics(s, true).find("rtpx_calls") == std::string::npos);
+  s.sessions = rtpx::SessionGauges{.calls = 3,
+                                   .flows = 10,
+                                   .flow_capacity = 4096,
+                                   .ports = {{"media0", 6, 5000}, {"media1", 0, 100}}};
+  const auto ls = lines(rtpx::renderMetrics(s, true));
+  for (const std::string& want : {
+           "# TYPE rtpx_calls gauge",
+           "rtpx_calls 3",
+           "rtpx_flows 10",
+           "rtpx_flow_capacity 4096",
+           "rtpx_media_port_pairs_in_use{interface=\"media0\"} 6",
+           "rtpx_media_port_pairs_in_use{interface=\"media1\"} 0",
+           "rtpx_media_port_pairs{interface=\"media0\"} 5000",
+           "rtpx_media_port_pairs{interface=\"media1\"} 100",
+       }) {
+    INFO("missing line: " << want);
+    CHECK(hasLine(ls, want));
+  }
+}
+
 TEST_CASE("renderMetrics reports not ready as 0", "[metrics]") {
   const auto ls = lines(rtpx::renderMetrics(sampleSnapshot(), false));
   CHECK(hasLine(ls, "rtpx_ready 0"));

@@ -895,10 +895,19 @@ TEST_CASE("1,000 calls set up and torn down leave no ports or flows", "[sessions
   CHECK(h.sm->callCount() == 1000);
   CHECK(h.flows->size() == 4000);
   CHECK(h.freePairs() == 5000 - 2000);
+  rtpx::SessionGauges g = h.sm->gauges();
+  CHECK(g.calls == 1000);
+  CHECK(g.flows == 4000);
+  CHECK(g.flow_capacity == h.flows->capacity());
+  REQUIRE(g.ports.size() == 1);
+  CHECK(g.ports[0].pairs_in_use == 2000);
+  CHECK(g.ports[0].pairs_total == 5000);
   for (int i = 0; i < 1000; ++i) REQUIRE(h.sm->deleteCall("call-" + std::to_string(i)).ok());
   CHECK(h.sm->callCount() == 0);
   CHECK(h.flows->size() == 0);
   CHECK(h.freePairs() == 5000);
+  g = h.sm->gauges();
+  CHECK((g.calls == 0 && g.flows == 0 && g.ports[0].pairs_in_use == 0));
   CHECK(h.sm->ports(0).available() == h.sm->ports(0).capacity());
 }
 
