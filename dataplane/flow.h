@@ -15,6 +15,8 @@
 #include <array>
 #include <atomic>
 #include <cstdint>
+#include <deque>
+#include <memory>
 #include <optional>
 #include <vector>
 
@@ -75,11 +77,15 @@ struct FlowStats {
 
 using FlowId = uint32_t;
 
-class Flow;  // dataplane-private
+class Flow;         // dataplane-private
+struct SpecRecord;  // dataplane-private
 
 // The lock-free table of flows, keyed by (local address, local port). Readers are the workers
 // (rte_hash with lock-free concurrent readers); writers are control-plane threads, serialised
-// by the caller. Removal unlinks, waits for every worker's RCU quiescent report, then frees.
+// by the caller. Removal and update unlink at once and retire what they replaced; a retired
+// record is freed once every worker has reported an RCU quiescent state since (QSBR), checked
+// without waiting by every writer call and by reclaim(). No writer waits for a worker, except
+// add() when only retired entries stand between it and a full table.
 class FlowTable {
  public:
   static absl::StatusOr<std::unique_ptr<FlowTable>> create(uint32_t capacity, rte_rcu_qsbr* qsbr,
@@ -93,22 +99,42 @@ class FlowTable {
   // Replaces the spec (re-offer). The local endpoint cannot change. If `relatch`, the flow
   // forgets its latched source and latches again to the next packet.
   absl::Status update(FlowId id, const FlowSpec& spec, bool relatch);
-  // Unlinks `ids` (both directions of a stream together), waits one RCU grace period, frees.
+  // Unlinks `ids` (both directions of a stream together) and retires them: their ids, key
+  // slots and memory are reused once no worker can still hold them.
   absl::Status remove(const std::vector<FlowId>& ids);
+  // Frees what no worker can see any more; never waits. Writers call it too; call it now and
+  // then (the session manager's tick does) so that memory comes back when no writer runs.
+  void reclaim();
   absl::StatusOr<FlowStats> stats(FlowId id) const;
-  size_t size() const;
+  // Flows in the table (retired ones not counted).
+  size_t size() const { return live_; }
+  // Removed flows and replaced specs waiting for a grace period; for tests and statistics.
+  size_t retired() const { return retired_.size(); }
   uint32_t capacity() const { return capacity_; }
 
   // Packet path: the flow for a destination address/port (network byte order port), or null.
   Flow* lookup(const IpAddr& local, uint16_t port_be) const noexcept;
 
  private:
+  // A removed flow (with its hash key slot), or a spec an update replaced (flow == null).
+  struct Retired {
+    uint64_t token;  // rte_rcu_qsbr_start() after the unlink
+    Flow* flow;
+    int32_t key_position;
+    const SpecRecord* spec;
+  };
   FlowTable() = default;
+  void free(const Retired& r);
+  // Waits for the oldest grace period and frees everything retired before it.
+  void reclaimOldest();
+
   rte_hash* hash_ = nullptr;
   rte_rcu_qsbr* qsbr_ = nullptr;
   uint32_t capacity_ = 0;
+  size_t live_ = 0;
   std::vector<Flow*> by_id_;  // control side only
   std::vector<FlowId> free_ids_;
+  std::deque<Retired> retired_;  // oldest first: tokens only grow
 };
 
 }  // namespace rtpx

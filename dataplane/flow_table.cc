@@ -40,6 +40,8 @@ absl::StatusOr<std::unique_ptr<FlowTable>> FlowTable::create(uint32_t capacity, 
 }
 
 FlowTable::~FlowTable() {
+  // The workers have stopped: nothing is in use any more.
+  for (const Retired& r : retired_) free(r);
   for (Flow* f : by_id_) {
     if (f == nullptr) continue;
     delete f->spec.load();
@@ -48,10 +50,42 @@ FlowTable::~FlowTable() {
   rte_hash_free(hash_);
 }
 
+void FlowTable::free(const Retired& r) {
+  if (r.flow == nullptr) {
+    delete r.spec;
+    return;
+  }
+  if (r.key_position >= 0) rte_hash_free_key_with_position(hash_, r.key_position);
+  free_ids_.push_back(r.flow->id);
+  delete r.flow->spec.load(std::memory_order_relaxed);
+  delete r.flow;
+}
+
+void FlowTable::reclaim() {
+  if (retired_.empty()) return;
+  // Tokens grow: once the newest has passed, everything has.
+  if (rte_rcu_qsbr_check(qsbr_, retired_.back().token, false) == 1) {
+    for (const Retired& r : retired_) free(r);
+    retired_.clear();
+    return;
+  }
+  while (!retired_.empty() && rte_rcu_qsbr_check(qsbr_, retired_.front().token, false) == 1) {
+    free(retired_.front());
+    retired_.pop_front();
+  }
+}
+
+void FlowTable::reclaimOldest() {
+  if (retired_.empty()) return;
+  rte_rcu_qsbr_check(qsbr_, retired_.front().token, true);
+  reclaim();
+}
+
 absl::StatusOr<FlowId> FlowTable::add(const FlowSpec& spec) {
   if (!spec.local.known())
     return absl::InvalidArgumentError("flow: the local endpoint must be a known address:port");
-  if (size() >= capacity_)
+  reclaim();
+  if (live_ >= capacity_)
     return absl::ResourceExhaustedError(absl::StrCat("flow table full (", capacity_, " flows)"));
   const FlowKey key = makeFlowKey(spec.local.addr, rte_cpu_to_be_16(spec.local.port));
   if (rte_hash_lookup(hash_, &key) >= 0)
@@ -68,14 +102,21 @@ absl::StatusOr<FlowId> FlowTable::add(const FlowSpec& spec) {
     by_id_[f->id] = f;
   }
   // rte_hash_add_key_data publishes with release semantics: a reader that finds the key sees
-  // a fully built flow.
-  if (int rc = rte_hash_add_key_data(hash_, &key, f); rc != 0) {
+  // a fully built flow. Key slots of retired flows come back only after their grace period:
+  // when they are all that fills the table, wait for them.
+  int rc = rte_hash_add_key_data(hash_, &key, f);
+  while (rc == -ENOSPC && !retired_.empty()) {
+    reclaimOldest();
+    rc = rte_hash_add_key_data(hash_, &key, f);
+  }
+  if (rc != 0) {
     by_id_[f->id] = nullptr;
     free_ids_.push_back(f->id);
     delete f->spec.load();
     delete f;
     return absl::ResourceExhaustedError(absl::StrCat("flow table: ", rte_strerror(-rc)));
   }
+  ++live_;
   return f->id;
 }
 
@@ -102,37 +143,35 @@ absl::Status FlowTable::update(FlowId id, const FlowSpec& spec, bool relatch) {
     return absl::InvalidArgumentError("flow: the local endpoint of a flow cannot change");
   f->spec.store(new SpecRecord{spec, old->generation + (relatch ? 1 : 0)},
                 std::memory_order_release);
-  // Workers may still hold `old` for the packet in hand: free it after every worker has
+  // Workers may still hold `old` for the packet in hand: it is freed after every worker has
   // passed a quiescent point.
-  rte_rcu_qsbr_synchronize(qsbr_, RTE_QSBR_THRID_INVALID);
-  delete old;
+  retired_.push_back({rte_rcu_qsbr_start(qsbr_), nullptr, -1, old});
+  reclaim();
   return absl::OkStatus();
 }
 
 absl::Status FlowTable::remove(const std::vector<FlowId>& ids) {
-  std::vector<std::pair<Flow*, int32_t>> gone;
+  const size_t first = retired_.size();
   for (FlowId id : ids) {
     Flow* f = get(by_id_, id);
     if (f == nullptr) continue;
     const SpecRecord* s = f->spec.load(std::memory_order_relaxed);
     const FlowKey key = makeFlowKey(s->spec.local.addr, rte_cpu_to_be_16(s->spec.local.port));
     const int32_t pos = rte_hash_del_key(hash_, &key);
-    gone.emplace_back(f, pos);
+    retired_.push_back({0, f, pos, nullptr});
     by_id_[id] = nullptr;
+    --live_;
     // A partner that stays must not keep pointing at this flow once it is freed; workers
     // still holding the old pointer finish with it before the grace period ends.
     if (Flow* rev = f->reverse.load(std::memory_order_relaxed))
       if (rev->reverse.load(std::memory_order_relaxed) == f)
         rev->reverse.store(nullptr, std::memory_order_release);
   }
-  if (gone.empty()) return absl::OkStatus();
-  rte_rcu_qsbr_synchronize(qsbr_, RTE_QSBR_THRID_INVALID);
-  for (auto& [f, pos] : gone) {
-    if (pos >= 0) rte_hash_free_key_with_position(hash_, pos);
-    free_ids_.push_back(f->id);
-    delete f->spec.load();
-    delete f;
-  }
+  if (retired_.size() == first) return absl::OkStatus();
+  // One grace period for the whole batch, started after every unlink above.
+  const uint64_t token = rte_rcu_qsbr_start(qsbr_);
+  for (size_t i = first; i < retired_.size(); ++i) retired_[i].token = token;
+  reclaim();
   return absl::OkStatus();
 }
 
@@ -161,10 +200,6 @@ absl::StatusOr<FlowStats> FlowTable::stats(FlowId id) const {
   s.jitter_ms = static_cast<double>(f->jitter_ns.load(std::memory_order_relaxed)) / 1e6;
   s.rtcp_packets = f->rtcp_packets.read();
   return s;
-}
-
-size_t FlowTable::size() const {
-  return static_cast<size_t>(rte_hash_count(hash_));
 }
 
 Flow* FlowTable::lookup(const IpAddr& local, uint16_t port_be) const noexcept {

@@ -464,6 +464,48 @@ TEST_CASE("FlowTable: removing one flow of a pair unlinks it from the partner th
   CHECK(t->size() == 0);
 }
 
+TEST_CASE(
+    "FlowTable: remove and update never wait for a worker; what they retire is freed "
+    "after the grace period",
+    "[flow]") {
+  Qsbr qsbr(1);
+  auto t = makeTable(16, qsbr.q);
+  // This thread plays a worker that holds a flow from a lookup and has not yet reported a
+  // quiescent state.
+  REQUIRE(rte_rcu_qsbr_thread_register(qsbr.q, 0) == 0);
+  rte_rcu_qsbr_thread_online(qsbr.q, 0);
+  const FlowId a = mustAdd(*t, spec4(17000));
+  const FlowId b = mustAdd(*t, spec4(17002));
+  REQUIRE(t->lookup(ip("192.0.2.2"), be(17000)) != nullptr);
+
+  REQUIRE(t->remove({a}).ok());  // returns although the "worker" is not quiescent
+  CHECK(t->size() == 1);
+  CHECK(t->retired() == 1);
+  CHECK(t->lookup(ip("192.0.2.2"), be(17000)) == nullptr);
+  CHECK(t->stats(a).status().code() == absl::StatusCode::kNotFound);
+  REQUIRE(t->update(b, spec4(17002, ep("192.0.2.31", 6100)), false).ok());
+  CHECK(t->retired() == 2);  // the replaced spec
+  t->reclaim();
+  CHECK(t->retired() == 2);
+
+  // While a's id is retired, a new flow gets another id.
+  const FlowId c = mustAdd(*t, spec4(17004));
+  CHECK(c != a);
+  CHECK(t->retired() == 2);
+
+  rte_rcu_qsbr_quiescent(qsbr.q, 0);
+  t->reclaim();
+  CHECK(t->retired() == 0);
+  CHECK(t->size() == 2);
+  CHECK(mustAdd(*t, spec4(17000)) == a);  // id and endpoint reused after the grace period
+
+  // Offline (an idle worker asleep) does not hold grace periods up.
+  rte_rcu_qsbr_thread_offline(qsbr.q, 0);
+  REQUIRE(t->remove({b, c}).ok());
+  CHECK(t->retired() == 0);
+  rte_rcu_qsbr_thread_unregister(qsbr.q, 0);
+}
+
 // ============================== update ==============================
 
 TEST_CASE("FlowTable: update keeps the local endpoint and swaps the spec a relay uses", "[flow]") {
