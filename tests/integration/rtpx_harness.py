@@ -175,3 +175,67 @@ listen = "127.0.0.1:{self.http_port}"
                 return value
             time.sleep(0.05)
         raise AssertionError(f"timed out waiting for {what}")
+
+
+class EventWatch:
+    """`rtpxctl events --json` in the background: every session event rtpxd produces once
+    start() returns (the subscription is in place when rtpxctl prints "watching events")."""
+
+    def __init__(self, d, call_id=None):
+        import threading
+        args = [str(RTPXCTL), "--server", f"127.0.0.1:{d.grpc_port}", "events", "--json"]
+        if call_id:
+            args += ["--call-id", call_id]
+        self.proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                     text=True)
+        self.events = []
+        self._cv = threading.Condition()
+        self._ready = threading.Event()
+        threading.Thread(target=self._read_out, daemon=True).start()
+        threading.Thread(target=self._read_err, daemon=True).start()
+
+    def _read_out(self):
+        for line in self.proc.stdout:
+            with self._cv:
+                self.events.append(json.loads(line))
+                self._cv.notify_all()
+
+    def _read_err(self):
+        for line in self.proc.stderr:
+            if "watching events" in line:
+                self._ready.set()
+
+    def start(self, timeout=10):
+        if not self._ready.wait(timeout):
+            self.close()
+            raise AssertionError("rtpxctl events did not subscribe")
+        return self
+
+    def wait(self, timeout=5, **match):
+        """The first event whose fields equal `match` (short names: type="TIMEOUT",
+        reason="NO_MEDIA" for SESSION_EVENT_TYPE_TIMEOUT / EVENT_REASON_NO_MEDIA)."""
+        full = {k: ({"type": "SESSION_EVENT_TYPE_", "reason": "EVENT_REASON_"}.get(k, "") + v)
+                for k, v in match.items()}
+        deadline = time.time() + timeout
+        with self._cv:
+            while True:
+                for e in self.events:
+                    if all(e.get(k) == v for k, v in full.items()):
+                        return e
+                left = deadline - time.time()
+                if left <= 0:
+                    raise AssertionError(f"no event {full} within {timeout}s; got {self.events}")
+                self._cv.wait(left)
+
+    def of(self, call_id):
+        with self._cv:
+            return [e for e in self.events if e.get("call_id") == call_id]
+
+    def close(self):
+        if self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(5)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
