@@ -298,6 +298,28 @@ listen = "127.0.0.1:{self.http_port}"
     def grpc(self) -> str:
         return f"127.0.0.1:{self.grpc_port}"
 
+    def stats(self) -> dict:
+        """rtpxd's own view of a trial: its drop counters by name (non-zero ones) and packet
+        counters summed over workers, so a loss can be told apart (relay drop vs elsewhere)."""
+        rtpxctl = BUILD / "tools" / "rtpxctl"
+        r = subprocess.run([*netns_prefix(self.netns), str(rtpxctl), "--server", self.grpc,
+                            "stats", "--json"], capture_output=True, text=True, timeout=20,
+                           check=False)
+        out: dict = {"drops": {}, "counters": {}}
+        try:
+            data = json.loads(r.stdout)
+        except ValueError:
+            return {"error": (r.stderr or r.stdout).strip()[:300]}
+        for w in data.get("workers", []):
+            for c in w.get("drops", []):
+                if int(c["value"]):
+                    out["drops"][c["name"]] = out["drops"].get(c["name"], 0) + int(c["value"])
+            for c in w.get("counters", []):
+                if c["name"] in ("rx_packets", "tx_packets", "relayed", "idle_sleeps"):
+                    out["counters"][c["name"]] = (out["counters"].get(c["name"], 0)
+                                                  + int(c["value"]))
+        return out
+
     def ready(self) -> bool:
         url = f"http://127.0.0.1:{self.http_port}/healthz"
         r = subprocess.run([*netns_prefix(self.netns), "curl", "-sf", "-m", "1", "-o",

@@ -13,10 +13,10 @@ from pathlib import Path
 from bench_env import ROOT
 
 
-def _cmd(*cmd: str) -> str:
+def _cmd(*cmd: str, stderr: bool = False) -> str:
     try:
-        return subprocess.run(list(cmd), capture_output=True, text=True, timeout=10,
-                              check=False).stdout.strip()
+        r = subprocess.run(list(cmd), capture_output=True, text=True, timeout=10, check=False)
+        return (r.stdout + (r.stderr if stderr else "")).strip()
     except OSError:
         return ""
 
@@ -40,7 +40,7 @@ def machine() -> dict:
     commit = _cmd("git", "-C", str(ROOT), "rev-parse", "--short=12", "HEAD")
     dirty = bool(_cmd("git", "-C", str(ROOT), "status", "--porcelain", "--untracked-files=no"))
     rtpe = [ln.replace("Version:", "rtpengine").strip()
-            for ln in _cmd("rtpengine", "--version").splitlines() if ln.strip()]
+            for ln in _cmd("rtpengine", "--version", stderr=True).splitlines() if ln.strip()]
     return {
         "cpu_model": model,
         "cpus": os.cpu_count(),
@@ -217,7 +217,15 @@ def plot_throughput_vs_sessions(path: Path, rtpx: list[tuple[int, float, float, 
         if pps:
             ax.axhline(pps / 1e6, ls=styles[i % 3], color=f"C{i + 1}",
                        label=f"{name} ({pps / 1e6:.2f} Mpps)")
-    ax.set_xscale("log")
+    if rtpx:
+        xs = [r[0] for r in rtpx]
+        if max(xs) > 3 * min(xs):
+            ax.set_xscale("log")
+        ax.set_xticks(xs, [f"{x:,}" for x in xs])
+        ax.minorticks_off()
+        pad = (max(xs) - min(xs)) * 0.15 or max(xs) * 0.2
+        if ax.get_xscale() == "linear":
+            ax.set_xlim(min(xs) - pad, max(xs) + pad)
     ax.set_xlabel("sessions (one RTP stream each)")
     ax.set_ylabel("received Mpps (median of trials, min–max bars)")
     ax.set_ylim(bottom=0)
@@ -276,7 +284,7 @@ def plot_bars(path: Path, bars: list[tuple[str, float, list[float]]], ylabel: st
     """bars: (name, median, [trial values]); values divided by ``scale`` for display."""
     plt = _plt()
     fig, ax = plt.subplots(figsize=(7, 4.2))
-    names = [b[0] for b in bars]
+    names = [b[0].replace(" (", "\n(") for b in bars]
     ax.bar(names, [(b[1] or 0) / scale for b in bars], color=[f"C{i}" for i in range(len(bars))],
            alpha=0.8)
     for i, b in enumerate(bars):

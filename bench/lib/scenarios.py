@@ -42,6 +42,7 @@ class Options:
     relay_cpu: int = 1
     gen_cpu: int = 0
     payload: int = 160
+    memif_rsize: int = 0           # log2 ring slots; 0: DPDK's default (10: 1024)
     keep_logs: bool = False
 
     def pinning(self) -> str:
@@ -73,6 +74,11 @@ class Scenario:
                 "--duration", str(duration or o.duration), "--warmup", str(o.warmup),
                 "--payload-size", str(o.payload)]
 
+    def memif_args(self) -> str:
+        """The generator is memif's client, and the client sizes the rings (2^rsize slots
+        each way, for every target alike)."""
+        return f",rsize={self.opt.memif_rsize}" if self.opt.memif_rsize else ""
+
     def rtpx_capacity(self) -> int:
         return env.SESSIONS_PER_IP * len(self.opt.rtpx_ips)
 
@@ -93,13 +99,14 @@ class Scenario:
         try:
             env.wait_socket(sock, d.proc)
             j = env.run_gen(c, wd, label,
-                            ["--vdev", f"net_memif0,role=client,socket={sock}",
+                            ["--vdev", f"net_memif0,role=client,socket={sock}{self.memif_args()}",
                              *self.gen_ip_args(sessions), "--setup", "rtpx", "--grpc", d.grpc,
                              "--streams", str(sessions), "--keep",
                              *self.gen_traffic_args(rate, duration)], cpu=o.gen_cpu)
+            rtpxd_stats = d.stats()
         finally:
             c.pop(d.proc.stop)
-        return rep.gen_summary(j)
+        return {**rep.gen_summary(j), "rtpxd": rtpxd_stats}
 
     def testpmd_memif_trial(self, c: Cleanup, wd: Workdir, mode: str, streams: int,
                             rate: float | None, duration: float | None = None) -> dict:
@@ -110,7 +117,7 @@ class Scenario:
         try:
             env.wait_socket(sock, tp.proc)
             j = env.run_gen(c, wd, f"testpmd-{mode}",
-                            ["--vdev", f"net_memif0,role=client,socket={sock}",
+                            ["--vdev", f"net_memif0,role=client,socket={sock}{self.memif_args()}",
                              *self.gen_ip_args(streams), "--setup", "none", "--dst",
                              REFLECT_DST, "--dst-mac", REFLECT_MAC, "--streams", str(streams),
                              *self.gen_traffic_args(rate, duration)], cpu=o.gen_cpu)
@@ -166,7 +173,8 @@ def trial_line(label: str, s: dict) -> str:
     lat = s["latency_us"]
     return (f"  {label:<28} rx {rep.mpps(s['received_pps']):>11}  tx {rep.mpps(s['sent_pps']):>11}"
             f"  loss {rep.num(s['loss_pct'], '{:.4f}')}%  p50 {rep.num(lat['p50'])} p99 "
-            f"{rep.num(lat['p99'])} µs  port-busy {s['port_busy_bursts']}")
+            f"{rep.num(lat['p99'])} µs  port-busy {s['port_busy_bursts']}"
+            + (f"  rtpxd drops {s['rtpxd']['drops']}" if s.get("rtpxd", {}).get("drops") else ""))
 
 
 # --- relay-max --------------------------------------------------------------------------------
@@ -286,6 +294,7 @@ class NoDrop(Scenario):
             self.say(f"  probe {len(probes)}: offered {rep.mpps(p['rate_pps'])}"
                      f"{' (max)' if not rate else ''} → rx {rep.mpps(s['received_pps'])}, loss "
                      f"{s['loss_pct']:.5f}% {'PASS' if passed else 'fail'}"
+                     f"{'  rtpxd drops ' + str(s['rtpxd']['drops']) if s['rtpxd'].get('drops') else ''}"
                      f"{' (generator could not offer the rate)' if not offered_ok else ''}")
             return p
 
@@ -320,13 +329,26 @@ class NoDrop(Scenario):
             self.checks.add("no-drop rate (loss ≤ 0.001 %)",
                             "no probed rate passed: rtpxd lost more than 0.001 % at every rate "
                             f"down to {rep.mpps(min(p['rate_pps'] for p in r['probes']))}", None)
+        drops: dict[str, int] = {}
+        for p in r["probes"]:
+            if not p["passed"]:
+                for k, v in p.get("rtpxd", {}).get("drops", {}).items():
+                    drops[k] = drops.get(k, 0) + v
+        lost = sum(max(0, p["sent"] - p["received"]) for p in r["probes"] if not p["passed"])
+        if lost:
+            where = ", ".join(f"{k} {v:,}" for k, v in sorted(drops.items())) or "none"
+            self.checks.note(
+                f"failed probes lost {lost:,} packets; rtpxd's own drop counters: {where}. "
+                "tx_full = rtpxd's TX ring towards the generator was full: the generator "
+                "(sharing its CPU) did not drain it in time — a stall on the generator side; "
+                "flow_no_route = the generator's MAC not resolved yet")
         prior = self.shared.get("relay-max")
         if prior and best:
             mx = prior["results"].get(f"rtpx {r['sessions']}", {}).get("median", {})
             if mx.get("received_pps"):
                 self.checks.note(rep.ratio_words("no-drop", best, "max-rate throughput",
                                                  mx["received_pps"]))
-        self.shared["no-drop"] = r
+        self.shared["nodrop-search"] = r
         return {"results": r}
 
     def plot(self, result, path, subtitle):
@@ -349,13 +371,13 @@ class Latency(Scenario):
 
     def body(self, c, wd):
         o = self.opt
-        nd = self.shared.get("no-drop")
+        nd = self.shared.get("nodrop-search")
         if nd is None:
             self.say("no no-drop result in this run: measuring it first")
             sub = NoDrop(o, self.out, self.shared)
             sub.name = "latency/no-drop"
             nd = sub.search(c, wd)
-            self.shared["no-drop"] = nd
+            self.shared["nodrop-search"] = nd
         else:
             self.say(f"reusing this run's no-drop rate {rep.mpps(nd['nodrop_pps'])}")
         base = nd["nodrop_pps"]
@@ -529,7 +551,9 @@ class Veth(Scenario):
                           ipv4=[VETH_RTPX_IP], main_cpu=o.gen_cpu, worker_cpu=o.relay_cpu,
                           netns=v.ns)
             try:
-                return gen("veth-rtpx", ["--setup", "rtpx", "--grpc", d.grpc, "--keep"], rate)
+                s = gen("veth-rtpx", ["--setup", "rtpx", "--grpc", d.grpc, "--keep"], rate)
+                s["rtpxd"] = d.stats()
+                return s
             finally:
                 c.pop(d.proc.stop)
 
