@@ -278,6 +278,13 @@ def test_hold_and_resume_by_reoffer(d):
         assert ra["received"] == [] and rb["received"] == []
         d.wait_for(lambda: d.counter("flow_not_forwarding") == before + 2 * n,
                    what=f"{2 * n} flow_not_forwarding drops")
+        # RTCP still flows both ways on hold (RFC 3264 section 8.4).
+        rr = "81c90007aaaaaaaa" + "00" * 24
+        qa = peer(d, f"{A_IP}:4021", ep(c.ra, c.pa + 1), count=1, raw=rr, expect=1, timeout=1,
+                  start_delay=0.5)
+        qb = peer(d, f"{B_IP}:5021", ep(c.rb, c.pb + 1), count=1, raw=rr, expect=1, timeout=1,
+                  start_delay=0.5)
+        assert datas(result(qb)) == [rr] and datas(result(qa)) == [rr]
 
         # Resumed.
         before = d.counter("flow_not_forwarding")
@@ -318,6 +325,13 @@ def test_ipv4_to_ipv6_bridge_relays_both_ways(d):
         ra, rb, _ = exchange(d, f"{A_IP}:4210", ep(c.ra, c.pa), ep(B6_IP, 5210),
                              ep(c.rb, c.pb), n=30)
         assert_relayed(ra, rb, f"{d.RTPX_V4}:{c.pa}", f"{d.RTPX_V6}:{c.pb}")
+        # RTCP on the next ports, both ways (a receiver report each).
+        rr = "81c90007aaaaaaaa" + "00" * 24
+        qa = peer(d, f"{A_IP}:4211", ep(c.ra, c.pa + 1), count=1, raw=rr, expect=1, timeout=1,
+                  start_delay=0.5)
+        qb = peer(d, ep(B6_IP, 5211), ep(c.rb, c.pb + 1), count=1, raw=rr, expect=1, timeout=1,
+                  start_delay=0.5)
+        assert datas(result(qb)) == [rr] and datas(result(qa)) == [rr]
         q = c.query()
         assert direction(q, "ta")["destination"] == {"address": B6_IP, "port": 5210}
         assert direction(q, "tb")["destination"] == {"address": A_IP, "port": 4210}
@@ -482,3 +496,26 @@ def test_delete_delay_keeps_media_then_deletes(short):
         assert_gone(d, c.id, [c.pa, c.pb])
     finally:
         w.close()
+
+
+def test_reoffer_cancels_a_postponed_delete(short):
+    d = short
+    w = EventWatch(d).start()
+    c = Call(d, (A_IP, 4440), (B_IP, 5440))
+    try:
+        d.rtpxctl("delete", "--call-id", c.id, "--delay", "1")
+        assert c.query()["state"] == "CALL_STATE_DELETING"
+        c.reoffer("ta", sdp(A_IP, 4440, version=2), sdp(B_IP, 5440, version=2))
+        assert c.query()["state"] == "CALL_STATE_ANSWERED"
+        # Media keeps the call from the no-media timeout (1 s) while the delete would have run.
+        b = peer(d, f"{B_IP}:5440", ep(c.rb, c.pb), count=75, interval=20, expect=75,
+                 timeout=1.8, start_delay=0.3)
+        a = peer(d, f"{A_IP}:4440", ep(c.ra, c.pa), count=75, interval=20, expect=75,
+                 timeout=1.8, start_delay=0.3)
+        ra, rb = result(a), result(b)
+        assert_relayed(ra, rb, ep(c.ra, c.pa), ep(c.rb, c.pb))
+        assert c.query()["state"] == "CALL_STATE_ANSWERED"
+        assert [x["type"][19:] for x in w.of(c.id)].count("DELETED") == 0
+    finally:
+        w.close()
+        c.delete()
