@@ -20,6 +20,9 @@ constexpr FlowId kNoFlow = UINT32_MAX;
 constexpr std::size_t kMaxMedia = 32;
 // How often one call's media counters are read (timeouts have second granularity).
 constexpr uint64_t kMediaCheckIntervalNs = 1'000'000'000ull;
+// With the media timeouts off, counters are read only to see media start: ever less often as
+// a call stays silent (a quarter of its silence so far), up to this.
+constexpr uint64_t kMaxMediaStartCheckNs = 8'000'000'000ull;
 constexpr uint64_t kNsPerSecond = 1'000'000'000ull;
 
 uint64_t monotonicClockNs() {
@@ -123,6 +126,7 @@ struct SessionManager::Call {
   uint64_t answered_ns = 0;
   uint64_t delete_at_ns = 0;
   uint64_t next_check_ns = 0;
+  std::optional<uint64_t> timer;      // its key in timers_, if it is there
   uint64_t packets_from[2] = {0, 0};  // received from each leg, at the last check
   uint64_t active_ns[2] = {0, 0};     // last check that saw packets_from[leg] grow
 
@@ -400,6 +404,11 @@ std::size_t SessionManager::callCount() const {
   return calls_.size();
 }
 
+std::size_t SessionManager::scheduledCount() const {
+  std::lock_guard lk(mu_);
+  return timers_.size();
+}
+
 SessionGauges SessionManager::gauges() const {
   std::lock_guard lk(mu_);
   SessionGauges g;
@@ -553,8 +562,11 @@ Sides sidesOf(const std::vector<SessionInterface>& interfaces, const uint8_t ifa
 
 void SessionManager::emit(SessionEvent::Type type, SessionEvent::Reason reason, const Call& call,
                           std::string_view from_tag, std::string_view to_tag, uint64_t now) {
+  const uint64_t sequence = ++event_sequence_;
+  std::lock_guard lk(subscribers_mu_);
+  if (subscribers_.empty()) return;  // nobody to build it for
   SessionEvent e;
-  e.sequence = ++event_sequence_;
+  e.sequence = sequence;
   e.type = type;
   e.reason = reason;
   e.call_id = call.id;
@@ -562,7 +574,6 @@ void SessionManager::emit(SessionEvent::Type type, SessionEvent::Reason reason, 
   e.to_tag = std::string(to_tag);
   e.time_ns = now;
   e.wall_time = std::chrono::system_clock::now();
-  std::lock_guard lk(subscribers_mu_);
   for (const auto& s : subscribers_) s->push(e);
 }
 
@@ -809,6 +820,7 @@ absl::StatusOr<std::string> SessionManager::offer(std::string_view call_id,
     calls_.emplace(std::string_view(c.id), std::move(fresh));
     emit(SessionEvent::Type::kCreated, SessionEvent::Reason::kNone, c, from_tag, "", now);
   }
+  schedule(*call);
   if (!removed.empty())
     if (absl::Status st = flows_.remove(removed); !st.ok())
       spdlog::error("sessions: BUG: removing {} flows: {}", removed.size(),
@@ -919,6 +931,7 @@ absl::StatusOr<std::string> SessionManager::answer(std::string_view call_id,
   }
   call.state = CallState::kAnswered;
   call.delete_leg = -1;
+  schedule(call);
   emit(SessionEvent::Type::kAnswered, SessionEvent::Reason::kNone, call, from_tag, to_tag, now);
   if (!removed.empty())
     if (absl::Status st = flows_.remove(removed); !st.ok())
@@ -932,6 +945,7 @@ absl::StatusOr<std::string> SessionManager::answer(std::string_view call_id,
 }
 
 void SessionManager::destroyCall(Call& call) {
+  unschedule(call);
   std::vector<FlowId> ids;
   for (const Media& m : call.media)
     for (int leg = 0; leg < 2; ++leg)
@@ -987,6 +1001,7 @@ void SessionManager::detachAnswerer(Call& call, uint64_t now) {
   call.one_sided_reported = false;
   call.packets_from[0] = call.packets_from[1] = 0;
   call.active_ns[0] = call.active_ns[1] = 0;
+  schedule(call);
 }
 
 absl::Status SessionManager::deleteCall(std::string_view call_id,
@@ -1015,6 +1030,7 @@ absl::Status SessionManager::deleteCall(std::string_view call_id,
     call.state = CallState::kDeleting;
     call.delete_at_ns = now + delay_ns;
     call.delete_leg = static_cast<int8_t>(leg);
+    schedule(call);
     return absl::OkStatus();
   }
   const std::string from = leg >= 0 ? call.tag[leg] : call.tag[0];
@@ -1099,14 +1115,15 @@ std::vector<CallSummary> SessionManager::list() const {
 
 // Reads the call's counters: media start, inactivity, one-sided media.
 void SessionManager::checkMedia(Call& call, uint64_t now, std::vector<std::string>& to_delete) {
-  call.next_check_ns = now + kMediaCheckIntervalNs;
+  const bool timeouts = cfg_.no_media_s != 0 || cfg_.one_sided_s != 0;
+  call.next_check_ns = now + (timeouts ? kMediaCheckIntervalNs
+                                       : std::clamp((now - std::min(now, call.answered_ns)) / 4,
+                                                    kMediaCheckIntervalNs, kMaxMediaStartCheckNs));
   uint64_t from[2] = {0, 0};
   for (const Media& m : call.media)
     for (int leg = 0; leg < 2; ++leg)
-      for (FlowId id : {m.side[leg].rtp_flow, m.side[leg].rtcp_flow}) {
-        if (id == kNoFlow) continue;
-        if (absl::StatusOr<FlowStats> s = flows_.stats(id); s.ok()) from[leg] += s->packets;
-      }
+      for (FlowId id : {m.side[leg].rtp_flow, m.side[leg].rtcp_flow})
+        if (id != kNoFlow) from[leg] += flows_.packets(id);
   for (int leg = 0; leg < 2; ++leg) {
     if (from[leg] != call.packets_from[leg]) call.active_ns[leg] = now;
     call.packets_from[leg] = from[leg];
@@ -1141,16 +1158,54 @@ void SessionManager::checkMedia(Call& call, uint64_t now, std::vector<std::strin
   call.one_sided_reported = one_sided;
 }
 
+std::optional<uint64_t> SessionManager::deadline(const Call& call) const {
+  switch (call.state) {
+    case CallState::kDeleting:
+      return call.delete_at_ns;
+    case CallState::kOffered:
+      if (cfg_.offer_unanswered_s == 0) return std::nullopt;
+      return call.offered_ns + cfg_.offer_unanswered_s * kNsPerSecond;
+    case CallState::kAnswered:
+      // Media counters matter for the timeouts, and until media starts for its event.
+      if (cfg_.no_media_s == 0 && cfg_.one_sided_s == 0 && call.media_started) return std::nullopt;
+      return call.next_check_ns;
+  }
+  return std::nullopt;
+}
+
+void SessionManager::schedule(Call& call) {
+  const std::optional<uint64_t> at = deadline(call);
+  if (call.timer && at == call.timer) return;
+  unschedule(call);
+  if (!at) return;
+  call.timer = *at;
+  timers_.emplace(*at, &call);
+}
+
+void SessionManager::unschedule(Call& call) {
+  if (!call.timer) return;
+  timers_.erase({*call.timer, &call});
+  call.timer.reset();
+}
+
 void SessionManager::tick(uint64_t now_ns) {
   std::lock_guard lk(mu_);
+  flows_.reclaim();
   struct Due {
     std::string id;
     SessionEvent::Reason reason;
   };
   std::vector<std::string> timed_out;
   std::vector<Due> due;
-  for (auto& [id, ptr] : calls_) {
-    Call& call = *ptr;
+  std::vector<Call*> ready;
+  while (!timers_.empty() && timers_.begin()->first <= now_ns) {
+    Call* call = timers_.begin()->second;
+    timers_.erase(timers_.begin());
+    call->timer.reset();
+    ready.push_back(call);
+  }
+  for (Call* c : ready) {
+    Call& call = *c;
     switch (call.state) {
       case CallState::kDeleting:
         if (now_ns >= call.delete_at_ns)
@@ -1168,6 +1223,7 @@ void SessionManager::tick(uint64_t now_ns) {
         if (now_ns >= call.next_check_ns) checkMedia(call, now_ns, timed_out);
         break;
     }
+    schedule(call);  // due ones are deleted below; the rest wait for their next deadline
   }
   for (std::string& id : timed_out) due.push_back({std::move(id), SessionEvent::Reason::kNoMedia});
   for (const Due& d : due) {

@@ -28,6 +28,7 @@
 #include <memory>
 #include <mutex>
 #include <optional>
+#include <set>
 #include <string>
 #include <string_view>
 #include <unordered_map>
@@ -228,6 +229,8 @@ class SessionManager {
   // For tests and statistics.
   const PortAllocator& ports(std::size_t interface_index) const;
   const std::vector<SessionInterface>& interfaces() const { return interfaces_; }
+  // Calls that a tick will look at again (the others wait for a request).
+  std::size_t scheduledCount() const;
   uint64_t now() const { return clock_(); }
 
  private:
@@ -243,6 +246,11 @@ class SessionManager {
   void detachAnswerer(Call& call, uint64_t now);
   void requestResolve(const Call& call);
   void checkMedia(Call& call, uint64_t now, std::vector<std::string>& to_delete);
+  // When tick() next has something to do for the call (none: nothing until it changes).
+  std::optional<uint64_t> deadline(const Call& call) const;
+  // Files the call under its deadline in timers_; after every change of its state or times.
+  void schedule(Call& call);
+  void unschedule(Call& call);
 
   const SessionsConfig cfg_;
   const std::vector<SessionInterface> interfaces_;
@@ -254,6 +262,9 @@ class SessionManager {
   mutable std::mutex mu_;
   // Keyed by a view of the call's own id (no second copy of every call-id).
   std::unordered_map<std::string_view, std::unique_ptr<Call>> calls_;
+  // Calls by the time tick() next looks at them: a tick touches only the calls that are due,
+  // not every call (10,000 calls: ~2 ms per tick before).
+  std::set<std::pair<uint64_t, Call*>> timers_;
   uint64_t event_sequence_ = 0;
 
   std::mutex subscribers_mu_;

@@ -106,6 +106,8 @@ class FlowTable {
   // then (the session manager's tick does) so that memory comes back when no writer runs.
   void reclaim();
   absl::StatusOr<FlowStats> stats(FlowId id) const;
+  // Packets received so far (stats().packets, without the rest); 0 for an unknown id.
+  uint64_t packets(FlowId id) const;
   // Flows in the table (retired ones not counted).
   size_t size() const { return live_; }
   // Removed flows and replaced specs waiting for a grace period; for tests and statistics.

@@ -175,6 +175,11 @@ absl::Status FlowTable::remove(const std::vector<FlowId>& ids) {
   return absl::OkStatus();
 }
 
+uint64_t FlowTable::packets(FlowId id) const {
+  const Flow* f = get(by_id_, id);
+  return f == nullptr ? 0 : f->packets.read();
+}
+
 absl::StatusOr<FlowStats> FlowTable::stats(FlowId id) const {
   const Flow* f = get(by_id_, id);
   if (f == nullptr) return absl::NotFoundError("flow: unknown id");

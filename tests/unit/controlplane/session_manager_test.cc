@@ -991,6 +991,40 @@ TEST_CASE("timeouts fire on the injected clock", "[sessions][timeouts]") {
   }
 }
 
+TEST_CASE("with the timeouts off, a tick looks only at calls whose media has not started",
+          "[sessions][timeouts]") {
+  SessionsConfig cfg;
+  cfg.no_media_s = cfg.one_sided_s = cfg.offer_unanswered_s = 0;
+  Harness h(cfg);
+  auto sub = h.sm->subscribe();
+  const uint64_t t0 = h.now;
+  h.offer("q", "a", simpleSdp("a", "192.0.2.10", 4000));
+  CHECK(h.sm->scheduledCount() == 0);  // an offer cannot time out
+  h.answer("q", "a", "b", simpleSdp("b", "192.0.2.20", 5000));
+  h.offer("r", "a", simpleSdp("a", "192.0.2.11", 4000));
+  h.answer("r", "a", "b", simpleSdp("b", "192.0.2.21", 5000));
+  CHECK(h.sm->scheduledCount() == 2);  // waiting for media to start
+
+  sendRtp(*h.flows, "192.0.2.10", 4000, "192.0.2.2", 30000, 1);
+  h.sm->tick(t0 + kSecond);
+  CHECK(h.sm->scheduledCount() == 1);  // q started: nothing more to watch
+  drain(*sub);
+
+  // r stays silent for 100 s: checked ever less often, still seen within 8 s of its start.
+  for (uint64_t s = 2; s <= 100; ++s) h.sm->tick(t0 + s * kSecond);
+  sendRtp(*h.flows, "192.0.2.21", 5000, "192.0.2.2", 30006, 1);  // r: B→A
+  uint64_t seen = 0;
+  for (uint64_t s = 101; s <= 120 && seen == 0; ++s) {
+    h.sm->tick(t0 + s * kSecond);
+    for (const std::string& e : eventStrings(drain(*sub)))
+      if (e == "media_started r b>a") seen = s;
+  }
+  CHECK(seen != 0);
+  CHECK(seen <= 108);
+  CHECK(h.sm->scheduledCount() == 0);
+  CHECK(h.sm->callCount() == 2);
+}
+
 TEST_CASE("the configured delete delay applies when a delete gives none", "[sessions][timeouts]") {
   SessionsConfig cfg;
   cfg.delete_delay_s = 3;
