@@ -131,15 +131,19 @@ def datas(r):
     return [x["data"] for x in r["received"]]
 
 
-def exchange(d, a_bind, a_to, b_bind, b_to, n=20, listen=()):
-    """A and B each send n RTP packets to rtpx; `listen` endpoints only record. Results of A,
-    B and the listeners."""
-    # Everyone binds first (the start delay); sending takes n * 5 ms.
-    listeners = [peer(d, e, timeout=1.6) for e in listen]
-    pa = peer(d, a_bind, a_to, count=n, interval=5, ssrc="0xaaaa", expect=n, timeout=1.0,
-              start_delay=0.5)
-    pb = peer(d, b_bind, b_to, count=n, interval=5, ssrc="0xbbbb", expect=n, timeout=1.0,
-              start_delay=0.5)
+START = 0.8  # s: every peer of an exchange binds its socket before anyone sends
+QUIET = 1.0  # s after sending starts that a peer expecting nothing keeps listening
+PATIENT = 4.0  # s that a peer expecting packets waits at most (it stops once it has them all)
+
+
+def exchange(d, a_bind, a_to, b_bind, b_to, n=20, listen=(), a_gets=True, b_gets=True):
+    """A and B each send n RTP packets (5 ms apart) to rtpx; `listen` endpoints only record.
+    Results of A, B and the listeners. a_gets / b_gets: whether that side should receive."""
+    listeners = [peer(d, e, timeout=START + QUIET) for e in listen]
+    pa = peer(d, a_bind, a_to, count=n, interval=5, ssrc="0xaaaa", expect=n,
+              timeout=PATIENT if a_gets else QUIET, start_delay=START)
+    pb = peer(d, b_bind, b_to, count=n, interval=5, ssrc="0xbbbb", expect=n,
+              timeout=PATIENT if b_gets else QUIET, start_delay=START)
     return result(pa), result(pb), [result(p) for p in listeners]
 
 
@@ -219,8 +223,9 @@ def test_reoffer_moves_offerer_to_new_address(d):
 
         # The old endpoint is no longer A: strict source drops what it sends.
         mismatch = d.counter("flow_source_mismatch")
-        listen_b = peer(d, f"{B_IP}:5000", timeout=1.0)
-        result(peer(d, f"{A_IP}:4000", ep(c.ra, c.pa), count=5, interval=5, timeout=0.3))
+        listen_b = peer(d, f"{B_IP}:5000", timeout=START + QUIET)
+        result(peer(d, f"{A_IP}:4000", ep(c.ra, c.pa), count=5, interval=5, timeout=0.3,
+                    start_delay=START))
         assert result(listen_b)["received"] == []
         d.wait_for(lambda: d.counter("flow_source_mismatch") == mismatch + 5,
                    what="5 strict-source drops from A's old endpoint")
@@ -263,7 +268,7 @@ def test_hold_and_resume_by_reoffer(d):
         q = c.query()
         assert direction(q, "ta")["forwarding"] is True
         assert direction(q, "tb")["forwarding"] is False
-        ra, rb, _ = exchange(d, f"{A_IP}:4020", a_to, f"{B_IP}:5020", b_to, n=n)
+        ra, rb, _ = exchange(d, f"{A_IP}:4020", a_to, f"{B_IP}:5020", b_to, n=n, a_gets=False)
         assert datas(rb) == ra["sent"]
         assert ra["received"] == [], "B's media reached A on hold"
         d.wait_for(lambda: d.counter("flow_not_forwarding") == before + n,
@@ -274,16 +279,17 @@ def test_hold_and_resume_by_reoffer(d):
         # Inactive: nothing either way.
         before = d.counter("flow_not_forwarding")
         c.reoffer("ta", sdp(A_IP, 4020, "inactive", 3), sdp(B_IP, 5020, "inactive", 3))
-        ra, rb, _ = exchange(d, f"{A_IP}:4020", a_to, f"{B_IP}:5020", b_to, n=n)
+        ra, rb, _ = exchange(d, f"{A_IP}:4020", a_to, f"{B_IP}:5020", b_to, n=n, a_gets=False,
+                             b_gets=False)
         assert ra["received"] == [] and rb["received"] == []
         d.wait_for(lambda: d.counter("flow_not_forwarding") == before + 2 * n,
                    what=f"{2 * n} flow_not_forwarding drops")
         # RTCP still flows both ways on hold (RFC 3264 section 8.4).
         rr = "81c90007aaaaaaaa" + "00" * 24
-        qa = peer(d, f"{A_IP}:4021", ep(c.ra, c.pa + 1), count=1, raw=rr, expect=1, timeout=1,
-                  start_delay=0.5)
-        qb = peer(d, f"{B_IP}:5021", ep(c.rb, c.pb + 1), count=1, raw=rr, expect=1, timeout=1,
-                  start_delay=0.5)
+        qa = peer(d, f"{A_IP}:4021", ep(c.ra, c.pa + 1), count=1, raw=rr, expect=1,
+                  timeout=PATIENT, start_delay=START)
+        qb = peer(d, f"{B_IP}:5021", ep(c.rb, c.pb + 1), count=1, raw=rr, expect=1,
+                  timeout=PATIENT, start_delay=START)
         assert datas(result(qb)) == [rr] and datas(result(qa)) == [rr]
 
         # Resumed.
@@ -327,10 +333,10 @@ def test_ipv4_to_ipv6_bridge_relays_both_ways(d):
         assert_relayed(ra, rb, f"{d.RTPX_V4}:{c.pa}", f"{d.RTPX_V6}:{c.pb}")
         # RTCP on the next ports, both ways (a receiver report each).
         rr = "81c90007aaaaaaaa" + "00" * 24
-        qa = peer(d, f"{A_IP}:4211", ep(c.ra, c.pa + 1), count=1, raw=rr, expect=1, timeout=1,
-                  start_delay=0.5)
-        qb = peer(d, ep(B6_IP, 5211), ep(c.rb, c.pb + 1), count=1, raw=rr, expect=1, timeout=1,
-                  start_delay=0.5)
+        qa = peer(d, f"{A_IP}:4211", ep(c.ra, c.pa + 1), count=1, raw=rr, expect=1,
+                  timeout=PATIENT, start_delay=START)
+        qb = peer(d, ep(B6_IP, 5211), ep(c.rb, c.pb + 1), count=1, raw=rr, expect=1,
+                  timeout=PATIENT, start_delay=START)
         assert datas(result(qb)) == [rr] and datas(result(qa)) == [rr]
         q = c.query()
         assert direction(q, "ta")["destination"] == {"address": B6_IP, "port": 5210}
@@ -457,9 +463,9 @@ def test_one_sided_media_reported_then_no_media_deletes(short):
     w = EventWatch(d).start()
     try:
         c = Call(d, (A_IP, 4420), (B_IP, 5420))
-        b = peer(d, f"{B_IP}:5420", timeout=3.8)
-        a = peer(d, f"{A_IP}:4420", ep(c.ra, c.pa), count=150, interval=20, timeout=3.2,
-                 start_delay=0.3)
+        b = peer(d, f"{B_IP}:5420", expect=150, timeout=START + 3 + PATIENT)
+        a = peer(d, f"{A_IP}:4420", ep(c.ra, c.pa), count=150, interval=20, timeout=3.1,
+                 start_delay=START)
         e = w.wait(type="TIMEOUT", call_id=c.id, timeout=6)
         assert (e["reason"], e["from_tag"], e["to_tag"]) == (
             "EVENT_REASON_ONE_SIDED_MEDIA", "ta", "tb")
@@ -483,11 +489,13 @@ def test_delete_delay_keeps_media_then_deletes(short):
     w = EventWatch(d).start()
     try:
         c = Call(d, (A_IP, 4430), (B_IP, 5430))
-        b = peer(d, f"{B_IP}:5430", timeout=1.5)
+        # A sends once the delete is postponed (START s after it starts, well within 2 s).
+        b = peer(d, f"{B_IP}:5430", expect=5, timeout=START + PATIENT)
+        a = peer(d, f"{A_IP}:4430", ep(c.ra, c.pa), count=5, interval=5, timeout=0.5,
+                 start_delay=START)
         t0 = time.time()
         d.rtpxctl("delete", "--call-id", c.id)  # no --delay: sessions.delete_delay_s = 2
         assert c.query()["state"] == "CALL_STATE_DELETING"
-        a = peer(d, f"{A_IP}:4430", ep(c.ra, c.pa), count=5, interval=5, timeout=0.5)
         ra, rb = result(a), result(b)
         assert datas(rb) == ra["sent"], "media stopped before the delete delay ran out"
         e = w.wait(type="DELETED", call_id=c.id, timeout=6)
@@ -509,9 +517,9 @@ def test_reoffer_cancels_a_postponed_delete(short):
         assert c.query()["state"] == "CALL_STATE_ANSWERED"
         # Media keeps the call from the no-media timeout (1 s) while the delete would have run.
         b = peer(d, f"{B_IP}:5440", ep(c.rb, c.pb), count=75, interval=20, expect=75,
-                 timeout=1.8, start_delay=0.3)
+                 timeout=1.5 + PATIENT, start_delay=START)
         a = peer(d, f"{A_IP}:4440", ep(c.ra, c.pa), count=75, interval=20, expect=75,
-                 timeout=1.8, start_delay=0.3)
+                 timeout=1.5 + PATIENT, start_delay=START)
         ra, rb = result(a), result(b)
         assert_relayed(ra, rb, ep(c.ra, c.pa), ep(c.rb, c.pb))
         assert c.query()["state"] == "CALL_STATE_ANSWERED"
