@@ -116,6 +116,10 @@ class FlowTable {
 
   // Packet path: the flow for a destination address/port (network byte order port), or null.
   Flow* lookup(const IpAddr& local, uint16_t port_be) const noexcept;
+  // Packet path, a burst at a time: `keys` are FlowKeys (flow_internal.h), n <= 64; flows[i] is
+  // the flow of keys[i] or null. rte_hash_lookup_bulk_data fetches every key's bucket, then
+  // every candidate key, before it compares any, so a burst's cache misses overlap.
+  void lookupBulk(const void* const* keys, uint32_t n, Flow** flows) const noexcept;
 
  private:
   // A removed flow (with its hash key slot), or a spec an update replaced (flow == null).

@@ -10,13 +10,14 @@
 
 namespace rtpx {
 
+// 32 bytes, zero-padded: rte_hash compares 16/32/48…-byte keys with SSE instead of memcmp.
 struct FlowKey {
   uint8_t addr[16];
   uint16_t port_be;
   uint8_t family;
-  uint8_t pad;
+  uint8_t pad[13];
 };
-static_assert(sizeof(FlowKey) == 20);
+static_assert(sizeof(FlowKey) == 32);
 
 inline FlowKey makeFlowKey(const IpAddr& a, uint16_t port_be) noexcept {
   FlowKey k{};
@@ -45,19 +46,29 @@ struct RtpState {
   double jitter = 0;  // in RTP timestamp units
 };
 
-class Flow {
+// Laid out for the packet path: line 0 holds what it reads first and what the reverse
+// direction's worker reads (spec, reverse, owner, latch; written rarely), lines 1-2 what the
+// owner writes per packet (nobody else writes them: no false sharing), then the counters of
+// the unusual outcomes. A packet touches three lines of its flow.
+class alignas(64) Flow {
  public:
-  FlowId id = 0;
-  std::atomic<const SpecRecord*> spec{nullptr};
-  std::atomic<Flow*> reverse{nullptr};
-  std::atomic<int32_t> owner{-1};  // worker index that latched it, -1 = none yet
-
   // Latch: written by the owner only, read by the reverse direction's worker and the stats path.
   struct Latch {
     Endpoint source;
     uint32_t generation = 0;
     bool latched = false;
   };
+
+  std::atomic<const SpecRecord*> spec{nullptr};
+  std::atomic<Flow*> reverse{nullptr};
+  std::atomic<int32_t> owner{-1};  // worker index that latched it, -1 = none yet
+  FlowId id = 0;
+
+ private:
+  std::atomic<uint32_t> latch_seq_{0};
+  Latch latch_;
+
+ public:
   void writeLatch(const Latch& l) noexcept {
     const uint32_t s = latch_seq_.load(std::memory_order_relaxed);
     latch_seq_.store(s + 1, std::memory_order_relaxed);
@@ -77,18 +88,17 @@ class Flow {
   }
 
   // Counters: single writer (the owner), read by the stats path.
-  Counter packets, bytes, forwarded, dropped_source, dropped_no_destination, dropped_no_route,
-      dropped_not_forwarding, rtp_packets, rtcp_packets, rtp_seq_errors;
+  alignas(64) Counter packets;  // (alignas binds to one declarator)
+  Counter bytes, forwarded, rtp_packets;
   std::atomic<uint64_t> first_packet_ns{0}, last_packet_ns{0};
-  std::atomic<uint32_t> ssrc{0};
   std::atomic<uint64_t> rtp_expected{0};
   std::atomic<int64_t> rtp_lost{0};
   std::atomic<uint64_t> jitter_ns{0};
+  std::atomic<uint32_t> ssrc{0};
   RtpState rtp;  // owner only
-
- private:
-  std::atomic<uint32_t> latch_seq_{0};
-  Latch latch_;
+  Counter dropped_source, dropped_no_destination, dropped_no_route, dropped_not_forwarding,
+      rtcp_packets, rtp_seq_errors;
 };
+static_assert(sizeof(Flow) == 4 * 64, "a flow is four cache lines; the packet path uses three");
 
 }  // namespace rtpx

@@ -10,6 +10,8 @@
 #include <algorithm>
 #include <cstring>
 
+#include "dataplane/checksum.h"
+
 namespace rtpx {
 
 bool InterfaceAddrs::ownsV6Unicast(const uint8_t* a) const noexcept {
@@ -57,10 +59,9 @@ constexpr size_t kV6Len = sizeof(rte_ipv6_hdr);
 // `addrs` points at the source address, which the destination follows in both IP headers.
 bool l4ChecksumOk(const void* addrs, size_t addrs_len, uint8_t proto, const void* l4,
                   uint16_t len) noexcept {
-  uint32_t sum = __rte_raw_cksum(addrs, addrs_len, 0);
+  uint64_t sum = cksumAdd(addrs, addrs_len);
   sum += rte_cpu_to_be_16(proto) + rte_cpu_to_be_16(len);
-  sum = __rte_raw_cksum(l4, len, sum);
-  return __rte_raw_cksum_reduce(sum) == 0xffff;
+  return cksumFold(cksumAdd(l4, len, sum)) == 0xffff;
 }
 
 // The relay writes a fresh UDP checksum on the way out, so a datagram corrupted on its way in
@@ -142,7 +143,7 @@ IngressResult handleArp(rte_mbuf* m, rte_ether_hdr* eth, uint32_t len, const Int
 
 // ---- IPv4 ----
 IngressResult handleIpv4(rte_mbuf* m, rte_ether_hdr* eth, uint32_t len, const InterfaceAddrs& ifc,
-                         WorkerCounters& c, const RelayContext* relay) noexcept {
+                         WorkerCounters& c, const RelayContext* relay, bool* to_relay) noexcept {
   if (len < kEthLen + sizeof(rte_ipv4_hdr)) return drop(c, DropReason::malformed);
   auto* ip = reinterpret_cast<rte_ipv4_hdr*>(eth + 1);
   const uint32_t ihl = (ip->version_ihl & 0x0f) * 4u;
@@ -154,7 +155,7 @@ IngressResult handleIpv4(rte_mbuf* m, rte_ether_hdr* eth, uint32_t len, const In
 
   const uint64_t ol = m->ol_flags & RTE_MBUF_F_RX_IP_CKSUM_MASK;
   if (ol == RTE_MBUF_F_RX_IP_CKSUM_BAD) return drop(c, DropReason::ip_bad_checksum);
-  if (ol != RTE_MBUF_F_RX_IP_CKSUM_GOOD && rte_raw_cksum(ip, ihl) != 0xffff)
+  if (ol != RTE_MBUF_F_RX_IP_CKSUM_GOOD && cksumFold(cksumAdd(ip, ihl)) != 0xffff)
     return drop(c, DropReason::ip_bad_checksum);
   if (!ifc.ownsV4(ip->dst_addr)) return drop(c, DropReason::ip_not_for_us);
   if ((ip->fragment_offset & RTE_BE16(RTE_IPV4_HDR_MF_FLAG | RTE_IPV4_HDR_OFFSET_MASK)) != 0)
@@ -169,7 +170,8 @@ IngressResult handleIpv4(rte_mbuf* m, rte_ether_hdr* eth, uint32_t len, const In
     if (ulen < sizeof(rte_udp_hdr) || ulen > l4len) return drop(c, DropReason::malformed);
     if (relay == nullptr) return drop(c, DropReason::unknown_udp_port);
     if (!udpChecksumOk(m, &ip->src_addr, 8, udp)) return drop(c, DropReason::l4_bad_checksum);
-    return relayUdp(m, *relay, c, false);
+    *to_relay = true;
+    return {};
   }
   if (ip->next_proto_id != IPPROTO_ICMP) return drop(c, DropReason::unsupported_l4);
 
@@ -241,7 +243,7 @@ void fillNeighborAdvert(rte_mbuf* m, const InterfaceAddrs& ifc, const MacAddr& d
 
 // ---- IPv6 ----
 IngressResult handleIpv6(rte_mbuf* m, rte_ether_hdr* eth, uint32_t len, const InterfaceAddrs& ifc,
-                         WorkerCounters& c, const RelayContext* relay) noexcept {
+                         WorkerCounters& c, const RelayContext* relay, bool* to_relay) noexcept {
   if (len < kEthLen + kV6Len) return drop(c, DropReason::malformed);
   auto* ip = reinterpret_cast<rte_ipv6_hdr*>(eth + 1);
   const uint32_t plen = rte_be_to_cpu_16(ip->payload_len);
@@ -258,7 +260,8 @@ IngressResult handleIpv6(rte_mbuf* m, rte_ether_hdr* eth, uint32_t len, const In
     if (ulen < sizeof(rte_udp_hdr) || ulen > plen) return drop(c, DropReason::malformed);
     if (relay == nullptr) return drop(c, DropReason::unknown_udp_port);
     if (!udpChecksumOk(m, ip->src_addr, 32, udp)) return drop(c, DropReason::l4_bad_checksum);
-    return relayUdp(m, *relay, c, false);
+    *to_relay = true;
+    return {};
   }
   if (ip->proto == IPPROTO_FRAGMENT) return drop(c, DropReason::ip_fragment);
   if (ip->proto != kProtoIcmp6) {
@@ -358,10 +361,10 @@ IngressResult handleIpv6(rte_mbuf* m, rte_ether_hdr* eth, uint32_t len, const In
   return r;
 }
 
-}  // namespace
-
-IngressResult handleIngress(rte_mbuf* m, const InterfaceAddrs& ifc, WorkerCounters& c,
-                            const RelayContext* relay) noexcept {
+// handleIngress up to the flow lookup: *to_relay when the packet is UDP to an owned address
+// that passed every check before it (the result is then not counted yet).
+IngressResult classify(rte_mbuf* m, const InterfaceAddrs& ifc, WorkerCounters& c,
+                       const RelayContext* relay, bool* to_relay) noexcept {
   const uint32_t len = rte_pktmbuf_data_len(m);
   if (len < kEthLen) return drop(c, DropReason::malformed);
   auto* eth = rte_pktmbuf_mtod(m, rte_ether_hdr*);
@@ -370,14 +373,31 @@ IngressResult handleIngress(rte_mbuf* m, const InterfaceAddrs& ifc, WorkerCounte
     return drop(c, DropReason::l2_not_for_us);
   switch (eth->ether_type) {
     case RTE_BE16(RTE_ETHER_TYPE_IPV4):
-      return ifc.ipv4 ? handleIpv4(m, eth, len, ifc, c, relay) : drop(c, DropReason::ip_not_for_us);
+      return ifc.ipv4 ? handleIpv4(m, eth, len, ifc, c, relay, to_relay)
+                      : drop(c, DropReason::ip_not_for_us);
     case RTE_BE16(RTE_ETHER_TYPE_IPV6):
-      return handleIpv6(m, eth, len, ifc, c, relay);
+      return handleIpv6(m, eth, len, ifc, c, relay, to_relay);
     case RTE_BE16(RTE_ETHER_TYPE_ARP):
       return ifc.ipv4 ? handleArp(m, eth, len, ifc, c) : drop(c, DropReason::arp_not_for_us);
     default:
       return drop(c, DropReason::unknown_ethertype);
   }
+}
+
+}  // namespace
+
+bool classifyIngress(rte_mbuf* m, const InterfaceAddrs& ifc, WorkerCounters& c,
+                     const RelayContext* relay, IngressResult* out) noexcept {
+  bool to_relay = false;
+  *out = classify(m, ifc, c, relay, &to_relay);
+  return to_relay;
+}
+
+IngressResult handleIngress(rte_mbuf* m, const InterfaceAddrs& ifc, WorkerCounters& c,
+                            const RelayContext* relay) noexcept {
+  bool to_relay = false;
+  IngressResult r = classify(m, ifc, c, relay, &to_relay);
+  return to_relay ? relayUdp(m, *relay, c, false) : r;
 }
 
 bool buildArpRequest(rte_mbuf* m, const InterfaceAddrs& ifc, const IpAddr& target) noexcept {

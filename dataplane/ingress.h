@@ -6,6 +6,8 @@
 
 #include <rte_mbuf.h>
 
+#include <array>
+
 #include "dataplane/counters.h"
 #include "dataplane/interface.h"
 
@@ -32,6 +34,17 @@ struct RelayContext {
   uint16_t n_ifaces = 0;
   int32_t worker = 0;
   uint64_t now_ns = 0;
+
+  // Next-hop MACs resolved during the burst stamped `now_ns`: a burst reads the neighbor table
+  // once per next hop (usually one gateway) instead of once per packet. A neighbor update is
+  // seen from the next burst on, as if it had come a few microseconds later.
+  struct HopCache {
+    uint64_t stamp = 0;
+    IpAddr hop;  // family kNone: empty
+    uint16_t port = 0;
+    MacAddr mac;
+  };
+  mutable std::array<HopCache, 4> hops{};
 };
 
 enum class Verdict : uint8_t {
@@ -57,6 +70,13 @@ struct IngressResult {
 // the flow table when `relay` is given, else is dropped as unknown_udp_port.
 IngressResult handleIngress(rte_mbuf* m, const InterfaceAddrs& ifc, WorkerCounters& c,
                             const RelayContext* relay = nullptr) noexcept;
+
+// handleIngress cut before the flow lookup, for the worker's burst path (it looks up a whole
+// burst's flows at once). Returns true when `m` is UDP to an owned address that passed every
+// check before the lookup: nothing is counted yet and the caller finishes it with relayFlow
+// (dataplane/relay.h). Otherwise *out is the final, counted result, as handleIngress gives it.
+bool classifyIngress(rte_mbuf* m, const InterfaceAddrs& ifc, WorkerCounters& c,
+                     const RelayContext* relay, IngressResult* out) noexcept;
 
 // The relay path for a UDP packet to an owned address (L3 header right after Ethernet).
 // `handoff` is true when another worker already handed it over (never handed on again).

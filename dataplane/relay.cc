@@ -9,9 +9,11 @@
 #include <cmath>
 #include <cstring>
 
+#include "dataplane/checksum.h"
 #include "dataplane/flow_internal.h"
 #include "dataplane/ingress.h"
 #include "dataplane/neighbor_table.h"
+#include "dataplane/relay.h"
 
 namespace rtpx {
 namespace {
@@ -77,9 +79,11 @@ void updateRtp(Flow& f, const uint8_t* rtp, uint64_t now_ns, uint32_t clock_rate
   f.rtp_lost.store(static_cast<int64_t>(expected) - static_cast<int64_t>(s.received),
                    std::memory_order_relaxed);
   if (clock_rate == 0) return;
-  // RFC 3550 A.8 works modulo 2^32: timestamps start anywhere and wrap.
+  // RFC 3550 A.8 works modulo 2^32: timestamps start anywhere and wrap. now_ns × rate / 10^9
+  // split at the second, so that no 128-bit division runs per packet (same value, mod 2^32).
+  const uint64_t sec = now_ns / 1000000000u, frac_ns = now_ns % 1000000000u;
   const uint32_t arrival =
-      static_cast<uint32_t>(static_cast<unsigned __int128>(now_ns) * clock_rate / 1000000000u);
+      static_cast<uint32_t>(sec * clock_rate + frac_ns * clock_rate / 1000000000u);
   const int32_t transit = static_cast<int32_t>(arrival - ts);
   if (s.received > 1) {
     const int32_t d =
@@ -91,11 +95,36 @@ void updateRtp(Flow& f, const uint8_t* rtp, uint64_t now_ns, uint32_t clock_rate
   s.transit = transit;
 }
 
+// The input's UDP checksum (verified on ingress, or 0: none) and the sum of the words the
+// rewrite replaces (addresses and ports) let the new checksum be derived without reading the
+// payload again (RFC 1624); the pseudo header's protocol and length do not change.
+struct InputCksum {
+  uint16_t udp;
+  uint64_t replaced;
+};
+
+// The checksum of a rewritten datagram whose addresses and ports are already in place.
+// A computed 0 is sent as 0xffff: 0 means "none" in IPv4 and is not allowed in IPv6 (RFC 768,
+// RFC 8200 §8.1).
+uint16_t udpCksum(const void* addrs, size_t addrs_len, const rte_udp_hdr* udp, uint16_t udp_len,
+                  const InputCksum& in) noexcept {
+  uint16_t ck;
+  if (in.udp != 0) {
+    ck = cksumUpdate(in.udp, in.replaced, cksumAdd(udp, 4, cksumAdd(addrs, addrs_len)));
+  } else {
+    // The input had none (IPv4): sum the pseudo header (RFC 768) and the whole datagram.
+    uint64_t sum = cksumAdd(addrs, addrs_len);
+    sum += rte_cpu_to_be_16(IPPROTO_UDP) + rte_cpu_to_be_16(udp_len);
+    ck = static_cast<uint16_t>(~cksumFold(cksumAdd(udp, udp_len, sum)));
+  }
+  return ck == 0 ? 0xffff : ck;
+}
+
 // Rewrites every header in front of the UDP payload for `out` → `dst` and leaves the payload
 // where it is. The frame grows or shrinks at its head when the IP family changes.
 bool writeHeaders(rte_mbuf* m, size_t old_hdr, uint32_t payload_len, uint8_t tos,
                   const InterfaceAddrs& out, const MacAddr& next_mac, const Endpoint& src,
-                  const Endpoint& dst) noexcept {
+                  const Endpoint& dst, const InputCksum& in) noexcept {
   const bool v6 = dst.addr.isV6();
   const size_t new_hdr = kEth + (v6 ? kV6 : kV4) + kUdp;
   // Drop Ethernet padding: the frame ends where the UDP payload ends.
@@ -134,12 +163,12 @@ bool writeHeaders(rte_mbuf* m, size_t old_hdr, uint32_t payload_len, uint8_t tos
     if (out.tx_ipv4_cksum_offload)
       m->ol_flags |= RTE_MBUF_F_TX_IPV4 | RTE_MBUF_F_TX_IP_CKSUM;
     else
-      ip->hdr_checksum = rte_ipv4_cksum(ip);
+      ip->hdr_checksum = static_cast<uint16_t>(~cksumFold(cksumAdd(ip, kV4)));
     if (out.tx_udp_cksum_offload) {
       m->ol_flags |= RTE_MBUF_F_TX_IPV4 | RTE_MBUF_F_TX_UDP_CKSUM;
       udp->dgram_cksum = rte_ipv4_phdr_cksum(ip, m->ol_flags);
     } else {
-      udp->dgram_cksum = rte_ipv4_udptcp_cksum(ip, udp);
+      udp->dgram_cksum = udpCksum(&ip->src_addr, 8, udp, udp_len, in);
     }
   } else {
     eth->ether_type = RTE_BE16(RTE_ETHER_TYPE_IPV6);
@@ -160,7 +189,7 @@ bool writeHeaders(rte_mbuf* m, size_t old_hdr, uint32_t payload_len, uint8_t tos
       m->ol_flags |= RTE_MBUF_F_TX_IPV6 | RTE_MBUF_F_TX_UDP_CKSUM;
       udp->dgram_cksum = rte_ipv6_phdr_cksum(ip, m->ol_flags);
     } else {
-      udp->dgram_cksum = rte_ipv6_udptcp_cksum(ip, udp);  // never 0 for UDP (RFC 8200 §8.1)
+      udp->dgram_cksum = udpCksum(ip->src_addr, 32, udp, udp_len, in);
     }
   }
   return true;
@@ -168,32 +197,82 @@ bool writeHeaders(rte_mbuf* m, size_t old_hdr, uint32_t payload_len, uint8_t tos
 
 }  // namespace
 
+FlowKey flowKeyOf(const rte_mbuf* m) noexcept {
+  const auto* eth = rte_pktmbuf_mtod(m, const rte_ether_hdr*);
+  if (eth->ether_type == RTE_BE16(RTE_ETHER_TYPE_IPV4)) {
+    const auto* ip = reinterpret_cast<const rte_ipv4_hdr*>(eth + 1);
+    const auto* udp = reinterpret_cast<const rte_udp_hdr*>(ip + 1);
+    return makeFlowKey(IpAddr::v4(ip->dst_addr), udp->dst_port);
+  }
+  const auto* ip = reinterpret_cast<const rte_ipv6_hdr*>(eth + 1);
+  const auto* udp = reinterpret_cast<const rte_udp_hdr*>(ip + 1);
+  return makeFlowKey(IpAddr::v6(ip->dst_addr), udp->dst_port);
+}
+
 IngressResult relayUdp(rte_mbuf* m, const RelayContext& ctx, WorkerCounters& c,
                        bool handoff) noexcept {
   if (m->nb_segs != 1) return dropped(c, DropReason::malformed);
+  const FlowKey key = flowKeyOf(m);
+  const void* k = &key;
+  Flow* f;
+  ctx.flows->lookupBulk(&k, 1, &f);
+  return relayFlow(m, f, ctx, c, handoff);
+}
+
+namespace {
+
+// IpAddr's defaulted == goes through memcmp; two 8-byte compares do it inline.
+bool sameAddr(const IpAddr& a, const IpAddr& b) noexcept {
+  uint64_t x[2], y[2];
+  std::memcpy(x, a.bytes.data(), 16);
+  std::memcpy(y, b.bytes.data(), 16);
+  return a.family == b.family && ((x[0] ^ y[0]) | (x[1] ^ y[1])) == 0;
+}
+
+bool sameEndpoint(const Endpoint& a, const Endpoint& b) noexcept {
+  return a.port == b.port && sameAddr(a.addr, b.addr);
+}
+
+// The MAC of `hop` on `port`, through the burst's cache (RelayContext::hops).
+std::optional<MacAddr> resolveHop(const RelayContext& ctx, uint16_t port,
+                                  const IpAddr& hop) noexcept {
+  RelayContext::HopCache& e = ctx.hops[(hop.bytes[3] ^ hop.bytes[15]) & (ctx.hops.size() - 1)];
+  if (e.stamp == ctx.now_ns && e.port == port && sameAddr(e.hop, hop)) return e.mac;
+  const std::optional<MacAddr> mac = ctx.neighbors->resolve(port, hop);
+  if (mac) e = RelayContext::HopCache{ctx.now_ns, hop, port, *mac};
+  return mac;
+}
+
+}  // namespace
+
+IngressResult relayFlow(rte_mbuf* m, Flow* f, const RelayContext& ctx, WorkerCounters& c,
+                        bool handoff) noexcept {
+  if (m->nb_segs != 1) return dropped(c, DropReason::malformed);
+  if (f == nullptr) return dropped(c, DropReason::unknown_udp_port);
   auto* eth = rte_pktmbuf_mtod(m, rte_ether_hdr*);
-  IpAddr dst_addr, src_addr;
+  IpAddr src_addr;
   rte_udp_hdr* udp;
   uint8_t tos;
   size_t hdr;
+  const void* addrs;  // source then destination address, as the pseudo header has them
+  size_t addrs_len;
   if (eth->ether_type == RTE_BE16(RTE_ETHER_TYPE_IPV4)) {
     auto* ip = reinterpret_cast<rte_ipv4_hdr*>(eth + 1);
-    dst_addr = IpAddr::v4(ip->dst_addr);
     src_addr = IpAddr::v4(ip->src_addr);
     tos = ip->type_of_service;
     udp = reinterpret_cast<rte_udp_hdr*>(ip + 1);
     hdr = kEth + kV4 + kUdp;
+    addrs = &ip->src_addr;
+    addrs_len = 8;
   } else {
     auto* ip = reinterpret_cast<rte_ipv6_hdr*>(eth + 1);
-    dst_addr = IpAddr::v6(ip->dst_addr);
     src_addr = IpAddr::v6(ip->src_addr);
     tos = static_cast<uint8_t>(rte_be_to_cpu_32(ip->vtc_flow) >> 20);
     udp = reinterpret_cast<rte_udp_hdr*>(ip + 1);
     hdr = kEth + kV6 + kUdp;
+    addrs = ip->src_addr;
+    addrs_len = 32;
   }
-  Flow* f = ctx.flows->lookup(dst_addr, udp->dst_port);
-  if (f == nullptr) return dropped(c, DropReason::unknown_udp_port);
-
   // DESIGN.md §4: the worker that first receives a direction owns it; a packet that reaches
   // another worker (its source moved to another RSS queue) is handed to the owner.
   int32_t owner = f->owner.load(std::memory_order_acquire);
@@ -223,7 +302,7 @@ IngressResult relayUdp(rte_mbuf* m, const RelayContext& ctx, WorkerCounters& c,
   const Flow::Latch latch = f->readLatch();
   if (!latch.latched || latch.generation != rec->generation) {
     f->writeLatch(Flow::Latch{source, rec->generation, true});
-  } else if (sp.strict_source && !(latch.source == source)) {
+  } else if (sp.strict_source && !sameEndpoint(latch.source, source)) {
     f->dropped_source.add(1);
     return dropped(c, DropReason::flow_source_mismatch);
   }
@@ -255,8 +334,7 @@ IngressResult relayUdp(rte_mbuf* m, const RelayContext& ctx, WorkerCounters& c,
   }
   const InterfaceAddrs* out = sp.egress_port < ctx.n_ifaces ? ctx.ifaces[sp.egress_port] : nullptr;
   const std::optional<IpAddr> hop = out ? out->nextHop(dst.addr) : std::nullopt;
-  const std::optional<MacAddr> mac =
-      hop ? ctx.neighbors->resolve(sp.egress_port, *hop) : std::nullopt;
+  const std::optional<MacAddr> mac = hop ? resolveHop(ctx, sp.egress_port, *hop) : std::nullopt;
   if (!mac) {
     f->dropped_no_route.add(1);
     IngressResult r = dropped(c, DropReason::flow_no_route);
@@ -273,7 +351,8 @@ IngressResult relayUdp(rte_mbuf* m, const RelayContext& ctx, WorkerCounters& c,
   // longer fits the egress port is dropped and counted rather than sent oversize.
   if ((dst.addr.isV6() ? kV6 : kV4) + kUdp + payload_len > out->mtu)
     return dropped(c, DropReason::flow_too_big);
-  if (!writeHeaders(m, hdr, payload_len, tos, *out, *mac, sp.egress_local, dst))
+  const InputCksum in_ck{udp->dgram_cksum, cksumAdd(udp, 4, cksumAdd(addrs, addrs_len))};
+  if (!writeHeaders(m, hdr, payload_len, tos, *out, *mac, sp.egress_local, dst, in_ck))
     return dropped(c, DropReason::malformed);
   f->forwarded.add(1);
   c.count(WorkerEvent::relayed);

@@ -56,4 +56,9 @@ inline constexpr uint16_t kMaxPorts = 8;
 // Entry point for rte_eal_remote_launch; `arg` is a Worker*.
 int workerMain(void* arg);
 
+// One pass of the worker loop: one RX burst from every queue, the hand-off ring, then the TX
+// bursts. Returns the packets it handled. workerMain calls it; tests and the instruction-count
+// driver call it directly on ring ports.
+uint32_t pollOnce(Worker& w) noexcept;
+
 }  // namespace rtpx
