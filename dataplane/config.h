@@ -27,8 +27,11 @@ struct InterfaceConfig {
   // "net_af_xdp0,iface=eth1", "net_tap0", "net_memif0,role=client") or a PCI address
   // ("0000:00:06.0") of a port bound to vfio-pci.
   std::string device;
+  // The first address of each family, then the others (TOML: a string or an array).
   std::optional<IpPrefix> ipv4;
   std::optional<IpPrefix> ipv6;
+  std::vector<IpPrefix> extra_ipv4;  // only with ipv4 set
+  std::vector<IpPrefix> extra_ipv6;  // only with ipv6 set
   std::optional<IpAddr> gateway4;
   std::optional<IpAddr> gateway6;
   uint16_t mtu = 1500;

@@ -91,6 +91,13 @@ absl::StatusOr<std::unique_ptr<Dataplane>> Dataplane::start(const DataplaneConfi
   return dp;
 }
 
+namespace {
+// " +N" for the log line of an interface with more addresses of a family than the first.
+std::string moreAddresses(const std::vector<IpPrefix>& extra) {
+  return extra.empty() ? std::string() : absl::StrCat(" +", extra.size());
+}
+}  // namespace
+
 absl::Status Dataplane::configurePorts() {
   const uint16_t nq = static_cast<uint16_t>(cfg_.eal.worker_cpus.size());
   // One pool per NUMA socket that a worker runs on: RX descriptors are filled from the
@@ -172,6 +179,8 @@ absl::Status Dataplane::configurePorts() {
     std::memcpy(port.addrs.mac.bytes.data(), mac.addr_bytes, 6);
     port.addrs.ipv4 = ic.ipv4;
     port.addrs.ipv6 = ic.ipv6;
+    port.addrs.extra_ipv4 = ic.extra_ipv4;
+    port.addrs.extra_ipv6 = ic.extra_ipv6;
     port.addrs.ipv6_link_local = linkLocalFromMac(port.addrs.mac);
     port.addrs.gateway4 = ic.gateway4;
     port.addrs.mtu = ic.mtu;
@@ -179,10 +188,11 @@ absl::Status Dataplane::configurePorts() {
     port.rx_queues = nq;
     port.tx_queues = nq;
     spdlog::info(
-        "interface {}: port {} {} ({}) mac {} ipv4 {} ipv6 {} queues {} rss {} "
+        "interface {}: port {} {} ({}) mac {} ipv4 {}{} ipv6 {}{} queues {} rss {} "
         "tx-cksum-offload {}",
         ic.name, pid, ic.device, port.driver, port.addrs.mac.toString(),
-        ic.ipv4 ? ic.ipv4->toString() : "-", ic.ipv6 ? ic.ipv6->toString() : "-", nq, port.rss,
+        ic.ipv4 ? ic.ipv4->toString() : "-", moreAddresses(ic.extra_ipv4),
+        ic.ipv6 ? ic.ipv6->toString() : "-", moreAddresses(ic.extra_ipv6), nq, port.rss,
         port.addrs.tx_udp_cksum_offload);
     ports_.push_back(std::move(port));
   }
@@ -403,7 +413,9 @@ void Dataplane::refreshPortStats() {
     s.rss = p.rss;
     s.tx_cksum_offload = p.addrs.tx_udp_cksum_offload;
     if (p.cfg.ipv4) s.addresses.push_back(p.cfg.ipv4->toString());
+    for (const IpPrefix& x : p.cfg.extra_ipv4) s.addresses.push_back(x.toString());
     if (p.cfg.ipv6) s.addresses.push_back(p.cfg.ipv6->toString());
+    for (const IpPrefix& x : p.cfg.extra_ipv6) s.addresses.push_back(x.toString());
     s.addresses.push_back(p.addrs.ipv6_link_local.toString() + "/64");
     rte_eth_link link{};
     if (rte_eth_link_get_nowait(s.port_id, &link) == 0) {

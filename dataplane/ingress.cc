@@ -16,7 +16,10 @@ namespace rtpx {
 
 bool InterfaceAddrs::ownsV6Unicast(const uint8_t* a) const noexcept {
   if (ipv6 && std::memcmp(a, ipv6->addr.bytes.data(), 16) == 0) return true;
-  return std::memcmp(a, ipv6_link_local.bytes.data(), 16) == 0;
+  if (std::memcmp(a, ipv6_link_local.bytes.data(), 16) == 0) return true;
+  for (const IpPrefix& p : extra_ipv6)
+    if (std::memcmp(a, p.addr.bytes.data(), 16) == 0) return true;
+  return false;
 }
 
 bool InterfaceAddrs::acceptsV6Dest(const uint8_t* a) const noexcept {
@@ -27,7 +30,10 @@ bool InterfaceAddrs::acceptsV6Dest(const uint8_t* a) const noexcept {
   static constexpr uint8_t kSnPrefix[13] = {0xff, 0x02, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0x01, 0xff};
   if (std::memcmp(a, kSnPrefix, 13) != 0) return false;
   if (ipv6 && std::memcmp(a + 13, ipv6->addr.bytes.data() + 13, 3) == 0) return true;
-  return std::memcmp(a + 13, ipv6_link_local.bytes.data() + 13, 3) == 0;
+  if (std::memcmp(a + 13, ipv6_link_local.bytes.data() + 13, 3) == 0) return true;
+  for (const IpPrefix& p : extra_ipv6)
+    if (std::memcmp(a + 13, p.addr.bytes.data() + 13, 3) == 0) return true;
+  return false;
 }
 
 namespace {
@@ -122,11 +128,12 @@ IngressResult handleArp(rte_mbuf* m, rte_ether_hdr* eth, uint32_t len, const Int
   if (r.hint.mac.isMulticast() || r.hint.mac.isZero()) return drop(c, DropReason::malformed);
 
   if (arp->arp_opcode == RTE_BE16(RTE_ARP_OP_REQUEST)) {
+    const uint32_t asked = arp->arp_data.arp_tip;  // one of our addresses (checked above)
     arp->arp_opcode = RTE_BE16(RTE_ARP_OP_REPLY);
     arp->arp_data.arp_tha = arp->arp_data.arp_sha;
     arp->arp_data.arp_tip = arp->arp_data.arp_sip;
     std::memcpy(arp->arp_data.arp_sha.addr_bytes, ifc.mac.bytes.data(), 6);
-    arp->arp_data.arp_sip = ifc.ipv4->addr.v4be();
+    arp->arp_data.arp_sip = asked;
     swapMacsToReply(eth, ifc);
     setLength(m, kEthLen + sizeof(rte_arp_hdr));
     c.count(WorkerEvent::arp_replies);
@@ -413,7 +420,9 @@ bool buildArpRequest(rte_mbuf* m, const InterfaceAddrs& ifc, const IpAddr& targe
   arp->arp_plen = 4;
   arp->arp_opcode = RTE_BE16(RTE_ARP_OP_REQUEST);
   std::memcpy(arp->arp_data.arp_sha.addr_bytes, ifc.mac.bytes.data(), 6);
-  arp->arp_data.arp_sip = ifc.ipv4->addr.v4be();
+  // From our address on the target's prefix, if any (the neighbor may check it).
+  const IpPrefix* own = ifc.ownPrefixOf(target);
+  arp->arp_data.arp_sip = (own != nullptr ? own->addr : ifc.ipv4->addr).v4be();
   std::memset(arp->arp_data.arp_tha.addr_bytes, 0, 6);
   arp->arp_data.arp_tip = target.v4be();
   setLength(m, kEthLen + sizeof(rte_arp_hdr));
@@ -436,9 +445,9 @@ bool buildNeighborSolicitation(rte_mbuf* m, const InterfaceAddrs& ifc,
   ip->payload_len = RTE_BE16(sizeof(NdHeader) + 8);
   ip->proto = kProtoIcmp6;
   ip->hop_limits = 255;
-  // Source: the global address when the target is on its prefix, else the link-local one.
-  const IpAddr& src =
-      (ifc.ipv6 && ifc.ipv6->contains(target)) ? ifc.ipv6->addr : ifc.ipv6_link_local;
+  // Source: our global address on the target's prefix, else the link-local one.
+  const IpPrefix* own = ifc.ownPrefixOf(target);
+  const IpAddr& src = own != nullptr ? own->addr : ifc.ipv6_link_local;
   std::memcpy(ip->src_addr, src.bytes.data(), 16);
   std::memcpy(ip->dst_addr, group.bytes.data(), 16);
   nd->type = kIcmp6NeighborSolicit;

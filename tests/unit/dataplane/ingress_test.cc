@@ -509,6 +509,87 @@ TEST_CASE("Malformed ARP packets are dropped as malformed", "[ingress][arp]") {
   }
 }
 
+// ============================== Several addresses ==============================
+
+// ourInterface() plus 192.0.2.3 on the same prefix, 198.51.100.7/24 on another, and
+// 2001:db8::3.
+rtpx::InterfaceAddrs severalAddresses() {
+  rtpx::InterfaceAddrs ifc = ourInterface();
+  ifc.extra_ipv4 = {*rtpx::IpPrefix::parse("192.0.2.3/24"),
+                    *rtpx::IpPrefix::parse("198.51.100.7/24")};
+  ifc.extra_ipv6 = {*rtpx::IpPrefix::parse("2001:db8::3/64")};
+  ifc.gateway4 = rtpx::IpAddr::parse("192.0.2.1");
+  return ifc;
+}
+
+TEST_CASE("With several addresses, ARP for each is answered from that address",
+          "[ingress][arp][addresses]") {
+  const rtpx::InterfaceAddrs ifc = severalAddresses();
+  for (const Bytes& ours : {kOurIp4, Bytes{192, 0, 2, 3}, Bytes{198, 51, 100, 7}}) {
+    rtpx::WorkerCounters c;
+    Run r = ingress(arpRequestFor(ours), c, ifc);
+    REQUIRE(r.result.verdict == Verdict::kTransmit);
+    CHECK(r.out ==
+          ethernet(kPeerMac, kOurMac, kEtherArp, arp(2, kOurMac, ours, kPeerMac, kPeerIp4)));
+    CHECK(c.get(WorkerEvent::arp_replies) == 1);
+  }
+  checkDroppedFor(arpRequestFor(kOtherIp4), DropReason::arp_not_for_us, ifc);
+  checkDroppedFor(arpRequestFor({198, 51, 100, 8}), DropReason::arp_not_for_us, ifc);
+}
+
+TEST_CASE("With several addresses, each answers ping and takes UDP; others are not ours",
+          "[ingress][icmp][addresses]") {
+  const rtpx::InterfaceAddrs ifc = severalAddresses();
+  const Bytes second = {192, 0, 2, 3};
+  rtpx::WorkerCounters c;
+  Run r = ingress(pingFrame(kOurMac, second), c, ifc);
+  REQUIRE(r.result.verdict == Verdict::kTransmit);
+  CHECK(slice(r.out, 26, 4) == second);  // the reply comes from the address pinged
+  CHECK(slice(r.out, 30, 4) == kPeerIp4);
+  CHECK(c.get(WorkerEvent::icmp_echo_replies) == 1);
+  CHECK(ifc.ownsV4(rtpx::IpAddr::parse("198.51.100.7")->v4be()));
+  CHECK_FALSE(ifc.ownsV4(rtpx::IpAddr::parse("198.51.100.8")->v4be()));
+  checkDroppedFor(pingFrame(kOurMac, kOtherIp4), DropReason::ip_not_for_us, ifc);
+  // Media to the other prefix's address reaches the relay (no relay here: no flow).
+  rtpx::WorkerCounters u;
+  CHECK(ingress(udpFrame({198, 51, 100, 7}), u, ifc).result.reason != DropReason::ip_not_for_us);
+  CHECK(u.get(DropReason::ip_not_for_us) == 0);
+}
+
+TEST_CASE("With several addresses, next hops and our requests follow the address prefixes",
+          "[ingress][arp][addresses]") {
+  const rtpx::InterfaceAddrs ifc = severalAddresses();
+  CHECK(ifc.nextHop(*rtpx::IpAddr::parse("198.51.100.50"))->toString() == "198.51.100.50");
+  CHECK(ifc.nextHop(*rtpx::IpAddr::parse("192.0.2.77"))->toString() == "192.0.2.77");
+  CHECK(ifc.nextHop(*rtpx::IpAddr::parse("203.0.113.1"))->toString() == "192.0.2.1");
+  // Who-has 198.51.100.50 tells 198.51.100.7: our address on that prefix.
+  MbufPtr m = allocMbuf();
+  REQUIRE(rte_pktmbuf_append(m.get(), 64) != nullptr);
+  REQUIRE(rtpx::buildArpRequest(m.get(), ifc, *rtpx::IpAddr::parse("198.51.100.50")));
+  CHECK(slice(frameOf(m.get()), 28, 4) == Bytes({198, 51, 100, 7}));
+  REQUIRE(rtpx::buildArpRequest(m.get(), ifc, *rtpx::IpAddr::parse("192.0.2.1")));
+  CHECK(slice(frameOf(m.get()), 28, 4) == kOurIp4);
+}
+
+TEST_CASE("With several IPv6 addresses, ND for each is answered", "[ingress][nd][addresses]") {
+  const rtpx::InterfaceAddrs ifc = severalAddresses();
+  const Bytes second = {0x20, 0x01, 0x0d, 0xb8, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0x03};
+  const Bytes sn_second = {0xff, 0x02, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0x01, 0xff, 0x00, 0x00, 0x03};
+  const Bytes mac_sn_second = {0x33, 0x33, 0xff, 0x00, 0x00, 0x03};
+  rtpx::WorkerCounters c;
+  Run r = ingress(
+      nsFrame(kPeerMac, mac_sn_second, kPeerIp6, sn_second, 255, second, llaOption(1, kPeerMac)), c,
+      ifc);
+  REQUIRE(r.result.verdict == Verdict::kTransmit);
+  CHECK(r.out ==
+        naFrame(kOurMac, kPeerMac, second, kPeerIp6, 0x60000000, second, llaOption(2, kOurMac)));
+  CHECK(c.get(WorkerEvent::nd_advertisements) == 1);
+  rtpx::WorkerCounters e;
+  Run pr = ingress(ping6Frame(second), e, ifc);
+  CHECK(pr.result.verdict == Verdict::kTransmit);
+  CHECK(e.get(WorkerEvent::icmp6_echo_replies) == 1);
+}
+
 // ============================== IPv4 / ICMP ==============================
 
 TEST_CASE("ICMP echo request is answered with an exact echo reply", "[ingress][icmp]") {
