@@ -1,11 +1,14 @@
 #include "controlplane/config.h"
+#include "dataplane/interface.h"
 
 #include <absl/strings/str_cat.h>
 #include <unistd.h>
 
 #include <toml++/toml.h>
+#include <cstring>
 #include <fstream>
 #include <sstream>
+#include <tuple>
 
 namespace rtpx {
 
@@ -79,6 +82,89 @@ struct Reader {
                                " address with prefix length, e.g. ",
                                fam == IpAddr::Family::kV4 ? "192.0.2.2/24" : "2001:db8::2/64"));
     out = p;
+  }
+  // An interface's addresses of one family: one "address/len" string, an array of them, or a
+  // range "first-last/len" (the last 32 bits counting up). The first lands in `first`, the rest
+  // in `extra`; "" or [] means none.
+  void prefixes(std::string_view key, std::optional<IpPrefix>& first, std::vector<IpPrefix>& extra,
+                IpAddr::Family fam) {
+    const toml::node* n = t.get(key);
+    if (n == nullptr) return;
+    const char* v = fam == IpAddr::Family::kV4 ? "4" : "6";
+    const std::string example =
+        fam == IpAddr::Family::kV4 ? "\"192.0.2.2/24\", [\"192.0.2.2/24\", \"192.0.2.3/24\"] or "
+                                     "\"192.0.2.2-192.0.2.9/24\""
+                                   : "\"2001:db8::2/64\", [\"2001:db8::2/64\", \"2001:db8::3/64\"] "
+                                     "or \"2001:db8::2-2001:db8::9/64\"";
+    std::vector<std::string> items;
+    if (const toml::array* a = n->as_array()) {
+      for (const auto& e : *a) {
+        auto s = e.value_exact<std::string>();
+        if (!s || s->empty())
+          return fail(absl::StrCat("config ", where(key), ": expected IPv", v,
+                                   " addresses with prefix length, e.g. ", example));
+        items.push_back(*s);
+      }
+    } else if (auto s = n->value_exact<std::string>()) {
+      if (!s->empty()) items.push_back(*s);
+    } else {
+      return fail(
+          absl::StrCat("config ", where(key), ": expected a string or an array, e.g. ", example));
+    }
+    std::vector<IpPrefix> all;
+    for (const std::string& item : items) {
+      auto bad = [&](const std::string& why) {
+        fail(absl::StrCat("config ", where(key), ": '", item, "' ", why, " (e.g. ", example, ")"));
+      };
+      const size_t dash = item.find('-');
+      if (dash == std::string::npos) {
+        auto p = IpPrefix::parse(item);
+        if (!p || p->addr.family != fam)
+          return bad(absl::StrCat("is not an IPv", v, " address with prefix length"));
+        all.push_back(*p);
+        continue;
+      }
+      const size_t slash = item.find('/', dash);
+      auto lo = IpPrefix::parse(item.substr(0, dash) +
+                                (slash == std::string::npos ? "" : item.substr(slash)));
+      auto hi = IpAddr::parse(
+          item.substr(dash + 1, slash == std::string::npos ? std::string::npos : slash - dash - 1));
+      if (!lo || !hi || lo->addr.family != fam || hi->family != fam)
+        return bad(absl::StrCat("is not a range of IPv", v, " addresses with prefix length"));
+      // Only the last 32 bits may differ; they count up from the first to the last address.
+      const size_t fixed = fam == IpAddr::Family::kV4 ? 0 : 12;
+      auto low32 = [&](const IpAddr& a) {
+        return uint32_t{a.bytes[fixed]} << 24 | uint32_t{a.bytes[fixed + 1]} << 16 |
+               uint32_t{a.bytes[fixed + 2]} << 8 | a.bytes[fixed + 3];
+      };
+      const uint32_t from = low32(lo->addr), to = low32(*hi);
+      if (std::memcmp(lo->addr.bytes.data(), hi->bytes.data(), fixed) != 0 || to < from)
+        return bad("is not a range from a first to a last address");
+      if (to - from >= kMaxAddressesPerFamily)
+        return bad(absl::StrCat("holds more than ", kMaxAddressesPerFamily, " addresses"));
+      for (uint32_t x = from;; ++x) {
+        IpPrefix p = *lo;
+        for (int b = 0; b < 4; ++b)
+          p.addr.bytes[fixed + b] = static_cast<uint8_t>(x >> (24 - 8 * b));
+        if (!p.contains(p.addr)) break;
+        all.push_back(p);
+        if (x == to) break;
+      }
+      if (!all.back().contains(*hi)) return bad("leaves its prefix");
+    }
+    if (all.size() > kMaxAddressesPerFamily)
+      return fail(absl::StrCat("config ", where(key), ": ", all.size(), " IPv", v,
+                               " addresses (at most ", kMaxAddressesPerFamily, ")"));
+    for (size_t i = 0; i < all.size(); ++i)
+      for (size_t j = 0; j < i; ++j)
+        if (all[i].addr == all[j].addr)
+          return fail(
+              absl::StrCat("config ", where(key), ": ", all[i].addr.toString(), " appears twice"));
+    first.reset();
+    extra.clear();
+    if (all.empty()) return;
+    first = all.front();
+    extra.assign(all.begin() + 1, all.end());
   }
   void addr(std::string_view key, std::optional<IpAddr>& out, IpAddr::Family fam) {
     std::string s;
@@ -209,8 +295,8 @@ absl::Status apply(const toml::table& root, Config& c) {
               "advertised_ipv6", "mtu", "rx_descriptors", "tx_descriptors"});
       r.str("name", ifc.name);
       r.str("device", ifc.device);
-      r.prefix("ipv4", ifc.ipv4, IpAddr::Family::kV4);
-      r.prefix("ipv6", ifc.ipv6, IpAddr::Family::kV6);
+      r.prefixes("ipv4", ifc.ipv4, ifc.extra_ipv4, IpAddr::Family::kV4);
+      r.prefixes("ipv6", ifc.ipv6, ifc.extra_ipv6, IpAddr::Family::kV6);
       r.addr("gateway4", ifc.gateway4, IpAddr::Family::kV4);
       r.addr("gateway6", ifc.gateway6, IpAddr::Family::kV6);
       r.addr("advertised_ipv4", ifs.advertised_ipv4, IpAddr::Family::kV4);
@@ -227,6 +313,14 @@ absl::Status apply(const toml::table& root, Config& c) {
       if (!ifc.ipv4 && !ifc.ipv6)
         return InvalidArgumentError(
             absl::StrCat("config interface[", i, "]: needs an ipv4 or ipv6 address"));
+      // One advertised address cannot stand for several local ones.
+      for (const auto& [adv, extra, key] :
+           {std::tuple{ifs.advertised_ipv4.has_value(), ifc.extra_ipv4.size(), "ipv4"},
+            std::tuple{ifs.advertised_ipv6.has_value(), ifc.extra_ipv6.size(), "ipv6"}})
+        if (adv && extra != 0)
+          return InvalidArgumentError(absl::StrCat(
+              "config interface[", i, "].advertised_", key, ": only with a single ", key,
+              " address (it stands for that one; ", extra + 1, " are configured)"));
       if (ifs.advertised_ipv4 && !ifc.ipv4)
         return InvalidArgumentError(
             absl::StrCat("config interface[", i,
@@ -375,8 +469,20 @@ std::string toToml(const Config& c) {
                   {"mtu", int64_t(i.mtu)},
                   {"rx_descriptors", int64_t(i.rx_descriptors)},
                   {"tx_descriptors", int64_t(i.tx_descriptors)}};
-    if (i.ipv4) t.insert("ipv4", i.ipv4->toString());
-    if (i.ipv6) t.insert("ipv6", i.ipv6->toString());
+    // One address as a string (as the shipped example writes it), several as an array.
+    auto addresses = [&](const char* key, const std::optional<IpPrefix>& first,
+                         const std::vector<IpPrefix>& extra) {
+      if (!first) return;
+      if (extra.empty()) {
+        t.insert(key, first->toString());
+        return;
+      }
+      toml::array a{first->toString()};
+      for (const IpPrefix& p : extra) a.push_back(p.toString());
+      t.insert(key, std::move(a));
+    };
+    addresses("ipv4", i.ipv4, i.extra_ipv4);
+    addresses("ipv6", i.ipv6, i.extra_ipv6);
     if (i.gateway4) t.insert("gateway4", i.gateway4->toString());
     if (i.gateway6) t.insert("gateway6", i.gateway6->toString());
     const size_t index = ifs.size();

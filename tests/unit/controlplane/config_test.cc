@@ -32,6 +32,12 @@ std::string str(const std::optional<rtpx::IpAddr>& a) {
   return a ? a->toString() : "(none)";
 }
 
+std::vector<std::string> strs(const std::vector<rtpx::IpPrefix>& v) {
+  std::vector<std::string> out;
+  for (const auto& p : v) out.push_back(p.toString());
+  return out;
+}
+
 // Every effective value of two configurations agrees.
 void checkSameConfig(const rtpx::Config& a, const rtpx::Config& b) {
   const auto &ea = a.dataplane.eal, &eb = b.dataplane.eal;
@@ -58,6 +64,8 @@ void checkSameConfig(const rtpx::Config& a, const rtpx::Config& b) {
     CHECK(ia.device == ib.device);
     CHECK(str(ia.ipv4) == str(ib.ipv4));
     CHECK(str(ia.ipv6) == str(ib.ipv6));
+    CHECK(strs(ia.extra_ipv4) == strs(ib.extra_ipv4));
+    CHECK(strs(ia.extra_ipv6) == strs(ib.extra_ipv6));
     CHECK(str(ia.gateway4) == str(ib.gateway4));
     CHECK(str(ia.gateway6) == str(ib.gateway6));
     CHECK(ia.mtu == ib.mtu);
@@ -545,6 +553,64 @@ TEST_CASE("toToml output re-parses to the same configuration", "[config][totoml]
     checkSameConfig(back, c);
     CHECK(back.log_level == "trace");
     CHECK(back.dataplane.neighbor.max_probes == 1);
+  }
+}
+
+TEST_CASE("An interface takes several addresses: an array or a range", "[config][addresses]") {
+  const std::string dev = "[[interface]]\ndevice = \"net_tap0\"\n";
+  SECTION("arrays of each family") {
+    const rtpx::Config c = parseOk(dev +
+                                   "ipv4 = [\"10.99.0.2/24\", \"10.99.0.3/24\", \"10.98.0.9/16\"]\n"
+                                   "ipv6 = [\"2001:db8::2/64\", \"2001:db8::3/64\"]\n");
+    const rtpx::InterfaceConfig& i = c.dataplane.interfaces[0];
+    CHECK(str(i.ipv4) == "10.99.0.2/24");
+    CHECK(strs(i.extra_ipv4) == std::vector<std::string>{"10.99.0.3/24", "10.98.0.9/16"});
+    CHECK(str(i.ipv6) == "2001:db8::2/64");
+    CHECK(strs(i.extra_ipv6) == std::vector<std::string>{"2001:db8::3/64"});
+    checkSameConfig(c, parseOk(rtpx::toToml(c)));
+    CHECK_THAT(rtpx::toToml(c), Catch::Contains("10.98.0.9/16"));
+  }
+  SECTION("a one-element array and a single string mean the same") {
+    const rtpx::Config a = parseOk(dev + "ipv4 = [\"10.99.0.2/24\"]\n");
+    const rtpx::Config b = parseOk(dev + "ipv4 = \"10.99.0.2/24\"\n");
+    checkSameConfig(a, b);
+    CHECK(a.dataplane.interfaces[0].extra_ipv4.empty());
+  }
+  SECTION("ranges count up the last 32 bits") {
+    const rtpx::Config c = parseOk(dev +
+                                   "ipv4 = \"10.99.0.254-10.99.1.1/23\"\n"
+                                   "ipv6 = [\"2001:db8::1:fffe-2001:db8::2:1/64\", "
+                                   "\"2001:db8::1:2/64\"]\n");
+    const rtpx::InterfaceConfig& i = c.dataplane.interfaces[0];
+    CHECK(str(i.ipv4) == "10.99.0.254/23");
+    CHECK(strs(i.extra_ipv4) ==
+          std::vector<std::string>{"10.99.0.255/23", "10.99.1.0/23", "10.99.1.1/23"});
+    CHECK(str(i.ipv6) == "2001:db8::1:fffe/64");
+    CHECK(strs(i.extra_ipv6) == std::vector<std::string>{"2001:db8::1:ffff/64", "2001:db8::2:0/64",
+                                                         "2001:db8::2:1/64", "2001:db8::1:2/64"});
+    checkSameConfig(c, parseOk(rtpx::toToml(c)));
+  }
+  SECTION("errors name the key") {
+    for (const char* bad : {
+             "ipv4 = [\"10.99.0.2/24\", \"2001:db8::2/64\"]",  // wrong family
+             "ipv4 = [\"10.99.0.2/24\", 7]",                   // not a string
+             "ipv4 = [\"10.99.0.2/24\", \"10.99.0.2/24\"]",    // twice
+             "ipv4 = \"10.99.0.2-10.99.0.1/24\"",              // backwards
+             "ipv4 = \"10.99.0.2-10.99.1.2/24\"",              // leaves the prefix
+             "ipv4 = \"10.99.0.1-10.99.0.40/24\"",             // too many
+             "ipv4 = \"10.99.0.1-2001:db8::2/24\"",            // mixed
+             "ipv6 = \"2001:db8::1-2001:db9::2/64\"",          // beyond the last 32 bits
+             "ipv4 = 7",
+         }) {
+      INFO(bad);
+      const std::string msg = parseError(dev + bad + "\n");
+      CHECK_THAT(msg, Catch::Contains(std::string("interface[0].ipv") + bad[3]));
+    }
+  }
+  SECTION("an advertised address stands for a single local one") {
+    CHECK_THAT(parseError(dev + "ipv4 = [\"10.99.0.2/24\", \"10.99.0.3/24\"]\n"
+                                "advertised_ipv4 = \"203.0.113.10\"\n"),
+               Catch::Contains("advertised_ipv4: only with a single ipv4 address"));
   }
 }
 
