@@ -61,10 +61,21 @@ def sh(*cmd: str, check: bool = True, timeout: float = 30) -> subprocess.Complet
     return r
 
 
+def free_ports(n: int) -> list[int]:
+    """n distinct free TCP ports (all bound at once: two calls in a row may return the same
+    port, and gRPC binds with SO_REUSEPORT, so a clash would not even fail)."""
+    socks = [socket.socket() for _ in range(n)]
+    try:
+        for s in socks:
+            s.bind(("127.0.0.1", 0))
+        return [s.getsockname()[1] for s in socks]
+    finally:
+        for s in socks:
+            s.close()
+
+
 def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+    return free_ports(1)[0]
 
 
 def netns_prefix(ns: str | None) -> list[str]:
@@ -239,7 +250,7 @@ class Rtpxd:
     def __init__(self, cleanup: Cleanup, wd: Workdir, *, device: str, ipv4: list[str],
                  main_cpu: int, worker_cpu: int, netns: str | None = None,
                  flow_capacity: int | None = None, prefix_len: int = 24):
-        self.grpc_port, self.http_port = free_port(), free_port()
+        self.grpc_port, self.http_port = free_ports(2)
         self.netns = netns
         self.file_prefix = f"rtpxb{os.getpid()}d{free_port()}"
         addrs = [f"{a}/{prefix_len}" for a in ipv4]

@@ -106,6 +106,7 @@ def gen_summary(j: dict) -> dict:
         "sent_pps": r["sent_pps"],
         "received_pps": r["received_pps"],
         "sent": r["sent"],
+        "sent_total": r["tx"]["sent_total"],
         "received": r["received"],
         "loss_pct": r["loss_pct"],
         "reordered": r["reordered"],

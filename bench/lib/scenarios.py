@@ -34,6 +34,7 @@ class Options:
     rtpx_ips: list[str] = field(default_factory=lambda: ["10.99.0.2"])
     nodrop_sessions: int = 10000
     nodrop_iterations: int = 7
+    nodrop_retries: int = 1
     loads: list[int] = field(default_factory=lambda: [10, 50, 90])
     setup_calls: int = 10000
     setup_concurrency: int = 8
@@ -169,6 +170,20 @@ class Scenario:
         raise NotImplementedError
 
 
+def rtpx_loss_place(s: dict) -> str:
+    """Where an rtpx trial lost its packets, from rtpxd's own counters: before its RX (the
+    link: a kernel af_packet ring or memif ring overflowed) or in rtpxd (named drops)."""
+    st = s.get("rtpxd") or {}
+    rx = st.get("counters", {}).get("rx_packets")
+    if rx is None or not s.get("sent_total"):
+        return ""
+    before = max(0, s["sent_total"] - rx)
+    inside = sum(st.get("drops", {}).values())
+    return (f"; rtpxd received {rx:,} of {s['sent_total']:,} sent ({before:,} lost before its "
+            f"RX), dropped {inside:,} {st.get('drops') or ''}, idle sleeps "
+            f"{st.get('counters', {}).get('idle_sleeps', 0):,}")
+
+
 def trial_line(label: str, s: dict) -> str:
     lat = s["latency_us"]
     return (f"  {label:<28} rx {rep.mpps(s['received_pps']):>11}  tx {rep.mpps(s['sent_pps']):>11}"
@@ -244,8 +259,9 @@ class RelayMax(Scenario):
                                 f"{r / 10e6 * 100:.0f}% of 10 Mpps" if r else "not measured",
                                 None)
             if r and loop and r >= 0.9 * loop:
-                self.checks.note(f"rtpx {n:,}: {rep.ratio_words('rtpx', r, 'the best reflector', loop)}"
-                                 f" — the generator/link is the limit, not the relay")
+                words = rep.ratio_words("rtpx", r, "the best reflector", loop)
+                self.checks.note(f"rtpx {n:,}: {words} — the generator/link is the limit, "
+                                 "not the relay")
         if tp5 and ceil and tp5 >= 0.9 * ceil:
             self.checks.note("testpmd-5tswap is at the generator's TX ceiling: the baseline is "
                              "generator-limited")
@@ -283,19 +299,25 @@ class NoDrop(Scenario):
         dur = o.duration
         probes = []
 
-        def probe(rate):
+        def probe(rate, retry=0):
             s = self.rtpx_memif_trial(c, wd, f"nodrop-{int(rate or 0)}", n, rate, dur)
             offered_ok = not rate or s["tx_achieved_pps"] >= 0.98 * rate
             passed = bool(rate) and offered_ok and s["loss_pct"] <= LOSS_THRESHOLD_PCT \
                 and s["received"] > 0
             p = {"rate_pps": rate or s["tx_achieved_pps"], "max_rate": not rate,
-                 "passed": passed, "generator_short": not offered_ok, **s}
+                 "passed": passed, "retry": retry, "generator_short": not offered_ok, **s}
             probes.append(p)
+            drops = s["rtpxd"].get("drops")
             self.say(f"  probe {len(probes)}: offered {rep.mpps(p['rate_pps'])}"
-                     f"{' (max)' if not rate else ''} → rx {rep.mpps(s['received_pps'])}, loss "
-                     f"{s['loss_pct']:.5f}% {'PASS' if passed else 'fail'}"
-                     f"{'  rtpxd drops ' + str(s['rtpxd']['drops']) if s['rtpxd'].get('drops') else ''}"
+                     f"{' (max)' if not rate else ''}{' (again)' if retry else ''} → rx "
+                     f"{rep.mpps(s['received_pps'])}, loss {s['loss_pct']:.5f}% "
+                     f"{'PASS' if passed else 'fail'}"
+                     f"{'  rtpxd drops ' + str(drops) if drops else ''}"
                      f"{' (generator could not offer the rate)' if not offered_ok else ''}")
+            # On a shared machine one scheduling stall of the generator fails a probe: a
+            # failed probe is run once more (--nodrop-retries) and passes if that one does.
+            if rate and not passed and retry < o.nodrop_retries:
+                return probe(rate, retry + 1)
             return p
 
         prior = self.shared.get("relay-max")
@@ -357,7 +379,8 @@ class NoDrop(Scenario):
 
     def table(self, result):
         r = result["results"]
-        rows = [[i + 1, rep.mpps(p["rate_pps"]) + (" (max)" if p["max_rate"] else ""),
+        rows = [[i + 1, rep.mpps(p["rate_pps"]) + (" (max)" if p["max_rate"] else "")
+                 + (" (again)" if p.get("retry") else ""),
                  rep.mpps(p["received_pps"]), f"{p['loss_pct']:.5f}",
                  "pass" if p["passed"] else "fail"] for i, p in enumerate(r["probes"])]
         rows.append(["no-drop", rep.mpps(r["nodrop_pps"]), "", "", ""])
@@ -408,10 +431,16 @@ class Latency(Scenario):
         mid = out["rtpx"].get("50")
         if mid:
             lat = mid["median"]["latency_us"]
-            self.checks.add("latency at 50 % load, p50 ≤ 10 µs", f"rtpx p50 {lat['p50']:.1f} µs",
-                            lat["p50"] <= 10)
-            self.checks.add("latency at 50 % load, p99 ≤ 50 µs", f"rtpx p99 {lat['p99']:.1f} µs",
-                            lat["p99"] <= 50)
+            self.checks.add("latency at 50 % load, p50 ≤ 10 µs",
+                            f"rtpx p50 {lat['p50']:.1f} µs", lat["p50"] <= 10)
+            self.checks.add("latency at 50 % load, p99 ≤ 50 µs",
+                            f"rtpx p99 {lat['p99']:.1f} µs", lat["p99"] <= 50)
+            sleeps = rep.median([t.get("rtpxd", {}).get("counters", {}).get("idle_sleeps")
+                                 for t in mid["trials"]])
+            if sleeps:
+                self.checks.note(f"rtpxd's worker went to sleep {sleeps:,.0f} times per trial at "
+                                 f"50 % load (idle back-off, [dataplane] idle_max_sleep_us): a "
+                                 f"packet that arrives while it sleeps waits for the wake-up")
             tp = out["testpmd-5tswap"].get("50")
             if tp:
                 tl = tp["median"]["latency_us"]
@@ -616,9 +645,14 @@ class Veth(Scenario):
                       and s["loss_pct"] <= VETH_LOSS_PCT)
                 probes[who].append({"rate_pps": rate, "passed": ok, **s})
                 bounds[who] = [rate, hi_] if ok else [lo_, rate]
+                note = ""
+                if s["tx_achieved_pps"] < 0.98 * rate:
+                    note = f" (the generator offered only {rep.mpps(s['tx_achieved_pps'])})"
+                elif who == "rtpx" and not ok:
+                    note = rtpx_loss_place(s)
                 self.say(f"  {who:<9} offered {rep.mpps(rate):>10} → rx "
                          f"{rep.mpps(s['received_pps']):>10}, loss {s['loss_pct']:.3f}% "
-                         f"{'PASS' if ok else 'fail'}")
+                         f"{'PASS' if ok else 'fail'}{note}")
         best = {w: max((p["rate_pps"] for p in ps if p["passed"]), default=0.0)
                 for w, ps in probes.items()}
         self.checks.add(f"veth ≥ 5x rtpengine per core (1 core each; highest rate with loss ≤ "
@@ -633,6 +667,18 @@ class Veth(Scenario):
                          f"overflow)")
         self.checks.note(rep.ratio_words("rtpx", rx, "testpmd-5tswap on the same veth", tp)
                          + " at max rate")
+        failed = [p for p in probes["rtpx"] if not p["passed"]
+                  and p["tx_achieved_pps"] >= 0.98 * p["rate_pps"] and p.get("rtpxd")]
+        if failed:
+            sent = sum(p["sent_total"] for p in failed)
+            rxd = sum(p["rtpxd"].get("counters", {}).get("rx_packets", 0) for p in failed)
+            drops = sum(sum(p["rtpxd"].get("drops", {}).values()) for p in failed)
+            sleeps = sum(p["rtpxd"].get("counters", {}).get("idle_sleeps", 0) for p in failed)
+            self.checks.note(f"rtpx's failed probes: rtpxd's port received {rxd:,} of the "
+                             f"{sent:,} packets sent ({100 * (sent - rxd) / sent:.1f}% lost "
+                             f"before its RX: the kernel's af_packet ring overflowed) and "
+                             f"dropped {drops:,} itself; its worker also went to sleep "
+                             f"{sleeps:,} times (idle back-off), likely what let the ring fill")
         if best["rtpx"] and best["rtpx"] >= 0.95 * bounds["rtpx"][1] and \
                 bounds["rtpx"][1] >= 0.9 * hi:
             self.checks.note("rtpx passed up to the generator's max rate: the generator, not "
