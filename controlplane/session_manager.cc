@@ -114,6 +114,7 @@ struct SessionManager::Call {
   std::string id;
   std::string tag[2];
   uint8_t iface[2] = {0, 0};
+  uint8_t slot[2] = {0, 0};  // address slot of each leg on its interface
   IpAddr::Family family[2] = {IpAddr::Family::kNone, IpAddr::Family::kNone};
   CallState state = CallState::kOffered;
   int8_t pending_offerer = -1;  // leg whose offer waits for an answer
@@ -298,6 +299,8 @@ std::vector<SessionInterface> sessionInterfaces(const Config& cfg,
     s.port_id = i < port_ids.size() ? port_ids[i] : static_cast<uint16_t>(i);
     s.ipv4 = ic.ipv4;
     s.ipv6 = ic.ipv6;
+    s.extra_ipv4 = ic.extra_ipv4;
+    s.extra_ipv6 = ic.extra_ipv6;
     s.gateway4 = ic.gateway4;
     s.gateway6 = ic.gateway6;
     if (i < cfg.interface_sessions.size()) {
@@ -363,7 +366,7 @@ absl::StatusOr<std::unique_ptr<SessionManager>> SessionManager::create(
     return absl::InvalidArgumentError("sessions: no interface to allocate media ports on");
   if (interfaces.size() > 255)
     return absl::InvalidArgumentError("sessions: at most 255 interfaces are supported");
-  std::vector<PortAllocator> ports;
+  std::vector<std::vector<PortAllocator>> ports;
   for (const SessionInterface& i : interfaces) {
     if (!i.ipv4 && !i.ipv6)
       return absl::InvalidArgumentError(cat("sessions: interface ", i.name, " has no address"));
@@ -371,9 +374,21 @@ absl::StatusOr<std::unique_ptr<SessionManager>> SessionManager::create(
         (i.advertised_ipv6 && !i.advertised_ipv6->isV6()))
       return absl::InvalidArgumentError(
           cat("sessions: interface ", i.name, ": advertised address of the wrong family"));
-    absl::StatusOr<PortAllocator> p = PortAllocator::create(cfg.port_min, cfg.port_max, i.name);
-    if (!p.ok()) return p.status();
-    ports.push_back(*std::move(p));
+    if ((!i.extra_ipv4.empty() && (!i.ipv4 || i.advertised_ipv4)) ||
+        (!i.extra_ipv6.empty() && (!i.ipv6 || i.advertised_ipv6)))
+      return absl::InvalidArgumentError(
+          cat("sessions: interface ", i.name,
+              ": more addresses of a family need a first one and no advertised address"));
+    const std::size_t slots = 1 + std::max(i.extra_ipv4.size(), i.extra_ipv6.size());
+    if (slots > 255)
+      return absl::InvalidArgumentError(
+          cat("sessions: interface ", i.name, ": at most 255 addresses per family"));
+    ports.emplace_back();
+    for (std::size_t k = 0; k < slots; ++k) {
+      absl::StatusOr<PortAllocator> p = PortAllocator::create(cfg.port_min, cfg.port_max, i.name);
+      if (!p.ok()) return p.status();
+      ports.back().push_back(*std::move(p));
+    }
   }
   if (!clock) clock = monotonicClockNs;
   return std::unique_ptr<SessionManager>(new SessionManager(
@@ -381,7 +396,7 @@ absl::StatusOr<std::unique_ptr<SessionManager>> SessionManager::create(
 }
 
 SessionManager::SessionManager(const SessionsConfig& cfg, std::vector<SessionInterface> interfaces,
-                               std::vector<PortAllocator> ports, FlowTable& flows,
+                               std::vector<std::vector<PortAllocator>> ports, FlowTable& flows,
                                Resolver resolver, Clock clock)
     : cfg_(cfg),
       interfaces_(std::move(interfaces)),
@@ -395,8 +410,12 @@ SessionManager::~SessionManager() {
   closeSubscriptions();
 }
 
-const PortAllocator& SessionManager::ports(std::size_t interface_index) const {
-  return ports_.at(interface_index);
+const PortAllocator& SessionManager::ports(std::size_t interface_index, std::size_t slot) const {
+  return ports_.at(interface_index).at(slot);
+}
+
+std::size_t SessionManager::addressSlots(std::size_t interface_index) const {
+  return ports_.at(interface_index).size();
 }
 
 std::size_t SessionManager::callCount() const {
@@ -415,8 +434,14 @@ SessionGauges SessionManager::gauges() const {
   g.calls = calls_.size();
   g.flows = flows_.size();
   g.flow_capacity = flows_.capacity();
-  for (const PortAllocator& p : ports_)
-    g.ports.push_back({p.name(), p.capacity() - p.available(), p.capacity()});
+  for (const std::vector<PortAllocator>& slots : ports_) {
+    SessionGauges::Ports sum{slots.front().name(), 0, 0};
+    for (const PortAllocator& p : slots) {
+      sum.pairs_in_use += p.capacity() - p.available();
+      sum.pairs_total += p.capacity();
+    }
+    g.ports.push_back(std::move(sum));
+  }
   return g;
 }
 
@@ -425,16 +450,36 @@ namespace {
 struct Sides {
   const SessionInterface* iface[2];
   IpAddr::Family family[2];
+  uint8_t slot[2];
 };
 
-IpAddr localAddr(const SessionInterface& i, IpAddr::Family f) {
-  if (f == IpAddr::Family::kV6) return i.ipv6 ? i.ipv6->addr : IpAddr{};
-  return i.ipv4 ? i.ipv4->addr : IpAddr{};
+// Addresses of family `f` on the interface: slot 0 is the first, slot k extra[k - 1].
+std::size_t addressCount(const SessionInterface& i, IpAddr::Family f) {
+  if (f == IpAddr::Family::kV6) return i.ipv6 ? 1 + i.extra_ipv6.size() : 0;
+  return i.ipv4 ? 1 + i.extra_ipv4.size() : 0;
 }
 
-IpAddr advertisedAddr(const SessionInterface& i, IpAddr::Family f) {
-  if (f == IpAddr::Family::kV6) return i.advertised_ipv6 ? *i.advertised_ipv6 : localAddr(i, f);
-  return i.advertised_ipv4 ? *i.advertised_ipv4 : localAddr(i, f);
+IpAddr localAddr(const SessionInterface& i, IpAddr::Family f, uint8_t slot) {
+  const bool v6 = f == IpAddr::Family::kV6;
+  const std::optional<IpPrefix>& first = v6 ? i.ipv6 : i.ipv4;
+  const std::vector<IpPrefix>& extra = v6 ? i.extra_ipv6 : i.extra_ipv4;
+  if (!first) return IpAddr{};
+  return slot == 0 ? first->addr : extra.at(slot - 1).addr;
+}
+
+IpAddr advertisedAddr(const SessionInterface& i, IpAddr::Family f, uint8_t slot) {
+  const std::optional<IpAddr>& adv =
+      f == IpAddr::Family::kV6 ? i.advertised_ipv6 : i.advertised_ipv4;
+  return adv && slot == 0 ? *adv : localAddr(i, f, slot);
+}
+
+// On the prefix of one of the interface's addresses of the family of `a`.
+bool onLink(const SessionInterface& i, const IpAddr& a) {
+  const std::optional<IpPrefix>& first = a.isV6() ? i.ipv6 : i.ipv4;
+  if (first && first->contains(a)) return true;
+  for (const IpPrefix& p : a.isV6() ? i.extra_ipv6 : i.extra_ipv4)
+    if (p.contains(a)) return true;
+  return false;
 }
 
 bool hasFamily(const SessionInterface& i, IpAddr::Family f) {
@@ -448,10 +493,10 @@ FlowSpec flowSpec(const Sides& s, const Media& m, int x, bool rtcp) {
   const LegSide& to = m.side[y];
   FlowSpec f;
   f.ingress_port = s.iface[x]->port_id;
-  f.local = Endpoint{localAddr(*s.iface[x], s.family[x]),
+  f.local = Endpoint{localAddr(*s.iface[x], s.family[x], s.slot[x]),
                      static_cast<uint16_t>(from.port + (rtcp ? 1 : 0))};
   f.egress_port = s.iface[y]->port_id;
-  f.egress_local = Endpoint{localAddr(*s.iface[y], s.family[y]),
+  f.egress_local = Endpoint{localAddr(*s.iface[y], s.family[y], s.slot[y]),
                             static_cast<uint16_t>(to.port + (rtcp ? 1 : 0))};
   f.destination = to.seen ? (rtcp ? to.rtcp : to.rtp) : Endpoint{};
   f.announced_source = from.seen ? (rtcp ? from.rtcp : from.rtp) : Endpoint{};
@@ -554,8 +599,9 @@ absl::Status syncFlows(FlowTable& table, const Sides& sides, const std::vector<M
 }
 
 Sides sidesOf(const std::vector<SessionInterface>& interfaces, const uint8_t iface[2],
-              const IpAddr::Family family[2]) {
-  return Sides{{&interfaces[iface[0]], &interfaces[iface[1]]}, {family[0], family[1]}};
+              const IpAddr::Family family[2], const uint8_t slot[2]) {
+  return Sides{
+      {&interfaces[iface[0]], &interfaces[iface[1]]}, {family[0], family[1]}, {slot[0], slot[1]}};
 }
 
 }  // namespace
@@ -611,8 +657,7 @@ void SessionManager::requestResolve(const Call& call) {
       for (const Endpoint& e : {m.side[x].rtp, m.side[x].rtcp}) {
         if (!m.side[x].seen || !e.known()) continue;
         std::optional<IpAddr> hop;
-        const std::optional<IpPrefix>& prefix = e.addr.isV6() ? i.ipv6 : i.ipv4;
-        if (prefix && prefix->contains(e.addr))
+        if (onLink(i, e.addr))
           hop = e.addr;
         else
           hop = e.addr.isV6() ? i.gateway6 : i.gateway4;
@@ -732,18 +777,46 @@ absl::StatusOr<std::string> SessionManager::offer(std::string_view call_id,
                                             "; it cannot change in a re-offer"));
   }
 
+  // The address slot of each new leg: the first of its family on its interface with a free
+  // pair for every m= line that needs one (both legs on one slot need twice as many).
+  uint8_t slot[2] = {call->slot[0], call->slot[1]};
+  std::size_t needed = 0;
+  for (std::size_t i = 0; i < n; ++i)
+    if (sd.media(i).port() != 0 && !(i < call->media.size() && call->media[i].active())) ++needed;
+  const bool new_leg[2] = {call->family[0] == IpAddr::Family::kNone,
+                           call->family[1] == IpAddr::Family::kNone};
+  for (int leg : {x, y}) {
+    if (!new_leg[leg] || needed == 0) continue;
+    const std::size_t count = addressCount(interfaces_[iface[leg]], family[leg]);
+    std::size_t s = 0;
+    for (; s < count; ++s) {
+      const int other = 1 - leg;
+      const bool shared =
+          leg == y && new_leg[other] && iface[other] == iface[leg] && slot[other] == s;
+      if (ports_[iface[leg]][s].available() >= needed * (shared ? 2 : 1)) break;
+    }
+    if (s == count)
+      return absl::ResourceExhaustedError(cat(
+          "interface ", interfaces_[iface[leg]].name, ": none of its ", count, " ",
+          familyName(family[leg]), " addresses has ", needed, " free media port pair(s) for the ",
+          leg == x ? "offerer" : "answerer", " (ports ", cfg_.port_min, "-", cfg_.port_max,
+          " per address; add addresses or widen the range)"));
+    slot[leg] = static_cast<uint8_t>(s);
+  }
+
   // The new media state: existing m= lines keep their ports; new or re-enabled ones get ports
   // on both legs; disabled ones (port 0) lose theirs.
   std::vector<Media> next = call->media;
   next.resize(n);
   struct Allocated {
     uint8_t iface;
+    uint8_t slot;
     uint16_t port;
   };
   std::vector<Allocated> allocated;
   auto releaseAllocated = [&] {
     for (const Allocated& a : allocated)
-      if (absl::Status st = ports_[a.iface].release(a.port); !st.ok())
+      if (absl::Status st = ports_[a.iface][a.slot].release(a.port); !st.ok())
         spdlog::error("sessions: BUG: {}", std::string(st.message()));
   };
   std::vector<Allocated> to_release;  // ports of disabled m= lines, freed after commit
@@ -752,7 +825,8 @@ absl::StatusOr<std::string> SessionManager::offer(std::string_view call_id,
     Media& m = next[i];
     if (ms.port() == 0) {
       if (m.active())
-        for (int leg = 0; leg < 2; ++leg) to_release.push_back({iface[leg], m.side[leg].port});
+        for (int leg = 0; leg < 2; ++leg)
+          to_release.push_back({iface[leg], slot[leg], m.side[leg].port});
       // Keep the flow ids so sync() removes them; forget everything else.
       Media disabled;
       disabled.type = std::string(ms.media());
@@ -766,12 +840,12 @@ absl::StatusOr<std::string> SessionManager::offer(std::string_view call_id,
     if (!m.active()) {
       m = Media{};
       for (int leg = 0; leg < 2; ++leg) {
-        absl::StatusOr<uint16_t> p = ports_[iface[leg]].allocate();
+        absl::StatusOr<uint16_t> p = ports_[iface[leg]][slot[leg]].allocate();
         if (!p.ok()) {
           releaseAllocated();
           return p.status();
         }
-        allocated.push_back({iface[leg], *p});
+        allocated.push_back({iface[leg], slot[leg], *p});
         m.side[leg].port = *p;
       }
     }
@@ -780,7 +854,7 @@ absl::StatusOr<std::string> SessionManager::offer(std::string_view call_id,
   }
 
   // The SDP for the answerer: rtpx's address and ports on its leg.
-  const std::string address = advertisedAddr(interfaces_[iface[y]], family[y]).toString();
+  const std::string address = advertisedAddr(interfaces_[iface[y]], family[y], slot[y]).toString();
   absl::Status rewrite = sd.setAllConnectionAddresses(address);
   for (std::size_t i = 0; i < n && rewrite.ok(); ++i)
     if (next[i].active()) rewrite = rewriteMediaPorts(sd.media(i), next[i].side[y].port);
@@ -792,7 +866,7 @@ absl::StatusOr<std::string> SessionManager::offer(std::string_view call_id,
   if (!options.keep_ice) sd.removeIceAttributes();
 
   std::vector<FlowId> removed;
-  const Sides sides = sidesOf(interfaces_, iface, family);
+  const Sides sides = sidesOf(interfaces_, iface, family, slot);
   if (absl::Status st = syncFlows(flows_, sides, call->media, next, removed); !st.ok()) {
     releaseAllocated();
     if (st.code() == absl::StatusCode::kResourceExhausted)
@@ -806,6 +880,7 @@ absl::StatusOr<std::string> SessionManager::offer(std::string_view call_id,
   for (int leg = 0; leg < 2; ++leg) {
     call->iface[leg] = iface[leg];
     call->family[leg] = family[leg];
+    call->slot[leg] = slot[leg];
   }
   call->media = std::move(next);
   call->pending_offerer = static_cast<int8_t>(x);
@@ -826,7 +901,7 @@ absl::StatusOr<std::string> SessionManager::offer(std::string_view call_id,
       spdlog::error("sessions: BUG: removing {} flows: {}", removed.size(),
                     std::string(st.message()));
   for (const Allocated& a : to_release)
-    if (absl::Status st = ports_[a.iface].release(a.port); !st.ok())
+    if (absl::Status st = ports_[a.iface][a.slot].release(a.port); !st.ok())
       spdlog::error("sessions: BUG: {}", std::string(st.message()));
   requestResolve(*call);
   return sd.serialize();
@@ -877,6 +952,7 @@ absl::StatusOr<std::string> SessionManager::answer(std::string_view call_id,
   std::vector<Media> next = call.media;
   struct Port {
     uint8_t iface;
+    uint8_t slot;
     uint16_t port;
   };
   std::vector<Port> to_release;
@@ -885,7 +961,8 @@ absl::StatusOr<std::string> SessionManager::answer(std::string_view call_id,
     Media& m = next[i];
     if (!m.active()) continue;  // offered with port 0: stays rejected
     if (ms.port() == 0) {       // rejected by the answerer (RFC 3264 section 6)
-      for (int leg = 0; leg < 2; ++leg) to_release.push_back({call.iface[leg], m.side[leg].port});
+      for (int leg = 0; leg < 2; ++leg)
+        to_release.push_back({call.iface[leg], call.slot[leg], m.side[leg].port});
       Media rejected;
       rejected.type = m.type;
       for (int leg = 0; leg < 2; ++leg) {
@@ -898,7 +975,8 @@ absl::StatusOr<std::string> SessionManager::answer(std::string_view call_id,
     readSide(sd, i, m.side[y]);
   }
 
-  const std::string address = advertisedAddr(interfaces_[call.iface[x]], call.family[x]).toString();
+  const std::string address =
+      advertisedAddr(interfaces_[call.iface[x]], call.family[x], call.slot[x]).toString();
   absl::Status rewrite = sd.setAllConnectionAddresses(address);
   for (std::size_t i = 0; i < n && rewrite.ok(); ++i) {
     if (next[i].active())
@@ -911,7 +989,7 @@ absl::StatusOr<std::string> SessionManager::answer(std::string_view call_id,
   if (!options.keep_ice) sd.removeIceAttributes();
 
   std::vector<FlowId> removed;
-  const Sides sides = sidesOf(interfaces_, call.iface, call.family);
+  const Sides sides = sidesOf(interfaces_, call.iface, call.family, call.slot);
   if (absl::Status st = syncFlows(flows_, sides, call.media, next, removed); !st.ok()) {
     if (st.code() == absl::StatusCode::kResourceExhausted)
       return absl::ResourceExhaustedError(
@@ -938,7 +1016,7 @@ absl::StatusOr<std::string> SessionManager::answer(std::string_view call_id,
       spdlog::error("sessions: BUG: removing {} flows: {}", removed.size(),
                     std::string(st.message()));
   for (const Port& p : to_release)
-    if (absl::Status st = ports_[p.iface].release(p.port); !st.ok())
+    if (absl::Status st = ports_[p.iface][p.slot].release(p.port); !st.ok())
       spdlog::error("sessions: BUG: {}", std::string(st.message()));
   requestResolve(call);
   return sd.serialize();
@@ -958,7 +1036,8 @@ void SessionManager::destroyCall(Call& call) {
   for (const Media& m : call.media) {
     if (!m.active()) continue;
     for (int leg = 0; leg < 2; ++leg)
-      if (absl::Status st = ports_[call.iface[leg]].release(m.side[leg].port); !st.ok())
+      if (absl::Status st = ports_[call.iface[leg]][call.slot[leg]].release(m.side[leg].port);
+          !st.ok())
         spdlog::error("sessions: BUG: {}", std::string(st.message()));
   }
   call.media.clear();
@@ -979,7 +1058,7 @@ void SessionManager::detachAnswerer(Call& call, uint64_t now) {
     s.rtcp_flow = kept.rtcp_flow;
   }
   std::vector<FlowId> removed;
-  const Sides sides = sidesOf(interfaces_, call.iface, call.family);
+  const Sides sides = sidesOf(interfaces_, call.iface, call.family, call.slot);
   if (absl::Status st = syncFlows(flows_, sides, call.media, next, removed); !st.ok()) {
     // Only adds can fail, and forgetting a leg never adds an RTCP flow: a bug.
     spdlog::error("sessions: BUG: detaching a leg of call {}: {}", call.id,
@@ -1063,7 +1142,7 @@ absl::StatusOr<CallInfo> SessionManager::query(std::string_view call_id) const {
   info.created_ns = call.created_ns;
   info.answered_ns = call.answered_ns;
   info.now_ns = clock_();
-  const Sides sides = sidesOf(interfaces_, call.iface, call.family);
+  const Sides sides = sidesOf(interfaces_, call.iface, call.family, call.slot);
   for (std::size_t i = 0; i < call.media.size(); ++i) {
     const Media& m = call.media[i];
     if (!m.active()) continue;

@@ -48,6 +48,12 @@ struct SessionInterface {
   uint16_t port_id = 0;  // DPDK port
   std::optional<IpPrefix> ipv4;
   std::optional<IpPrefix> ipv6;
+  // More addresses of each family (only with ipv4 / ipv6). Media ports are allocated per
+  // address slot: slot 0 is ipv4 and ipv6, slot k is extra_ipv4[k-1] and extra_ipv6[k-1],
+  // each slot with its own [port_min, port_max]. A new leg takes the first slot of its family
+  // with enough free pairs, so calls spill over to the next address when one is full.
+  std::vector<IpPrefix> extra_ipv4;
+  std::vector<IpPrefix> extra_ipv6;
   std::optional<IpAddr> gateway4;
   std::optional<IpAddr> gateway6;
   // Written into SDP instead of the local address when set (the flows use the local one).
@@ -226,8 +232,9 @@ class SessionManager {
   // Ends every subscription (waiters return) and refuses new ones; for server shutdown.
   void closeSubscriptions();
 
-  // For tests and statistics.
-  const PortAllocator& ports(std::size_t interface_index) const;
+  // For tests and statistics: the media ports of an interface's address slot.
+  const PortAllocator& ports(std::size_t interface_index, std::size_t slot = 0) const;
+  std::size_t addressSlots(std::size_t interface_index) const;
   const std::vector<SessionInterface>& interfaces() const { return interfaces_; }
   // Calls that a tick will look at again (the others wait for a request).
   std::size_t scheduledCount() const;
@@ -237,7 +244,7 @@ class SessionManager {
   struct Call;  // defined in session_manager.cc
 
   SessionManager(const SessionsConfig& cfg, std::vector<SessionInterface> interfaces,
-                 std::vector<PortAllocator> ports, FlowTable& flows, Resolver resolver,
+                 std::vector<std::vector<PortAllocator>> ports, FlowTable& flows, Resolver resolver,
                  Clock clock);
 
   void emit(SessionEvent::Type type, SessionEvent::Reason reason, const Call& call,
@@ -254,7 +261,7 @@ class SessionManager {
 
   const SessionsConfig cfg_;
   const std::vector<SessionInterface> interfaces_;
-  std::vector<PortAllocator> ports_;  // by interface index
+  std::vector<std::vector<PortAllocator>> ports_;  // by interface index, then address slot
   FlowTable& flows_;
   Resolver resolver_;
   Clock clock_;

@@ -911,6 +911,84 @@ TEST_CASE("1,000 calls set up and torn down leave no ports or flows", "[sessions
   CHECK(h.sm->ports(0).available() == h.sm->ports(0).capacity());
 }
 
+TEST_CASE("calls spill over to the interface's next address when one is full",
+          "[sessions][addresses]") {
+  SessionsConfig cfg;
+  cfg.port_min = 30000;
+  cfg.port_max = 30003;  // two pairs per address: one single-stream call, both legs
+  std::vector<SessionInterface> ifs = oneInterface();
+  ifs[0].extra_ipv4 = {*rtpx::IpPrefix::parse("192.0.2.3/24"),
+                       *rtpx::IpPrefix::parse("198.51.100.7/24")};
+  Harness h(cfg, ifs);
+  REQUIRE(h.sm->addressSlots(0) == 3);
+  auto callOn = [&](const std::string& id) {
+    const std::string offered = h.offer(id, "a", simpleSdp("a", "192.0.2.10", 4000));
+    const std::string answered = h.answer(id, "a", "b", simpleSdp("b", "192.0.2.20", 5000));
+    const std::size_t at = offered.find("c=IN IP4 ");
+    REQUIRE(at != std::string::npos);
+    CHECK_THAT(answered, Catch::Contains(offered.substr(at, offered.find('\r', at) - at)));
+    return offered.substr(at + 9, offered.find('\r', at) - at - 9);
+  };
+  CHECK(callOn("c1") == "192.0.2.2");
+  CHECK(callOn("c2") == "192.0.2.3");
+  CHECK(callOn("c3") == "198.51.100.7");
+  // Flows are keyed at the address the call was given.
+  CHECK(h.hasFlowAt("192.0.2.3", 30000));
+  CHECK(h.hasFlowAt("198.51.100.7", 30002));
+  CHECK(h.specAt("198.51.100.7", 30000).egress_local == ep("198.51.100.7", 30002));
+  for (std::size_t k = 0; k < 3; ++k) CHECK(h.sm->ports(0, k).available() == 0);
+  rtpx::SessionGauges g = h.sm->gauges();
+  REQUIRE(g.ports.size() == 1);
+  CHECK(g.ports[0].pairs_in_use == 6);
+  CHECK(g.ports[0].pairs_total == 6);
+
+  // All full: refused, naming the addresses, and nothing changes.
+  absl::StatusOr<std::string> full = h.sm->offer("c4", "a", simpleSdp("a", "192.0.2.10", 4000));
+  REQUIRE_FALSE(full.ok());
+  CHECK(full.status().code() == absl::StatusCode::kResourceExhausted);
+  CHECK_THAT(std::string(full.status().message()), Catch::Contains("none of its 3 IPv4 addresses"));
+  CHECK(h.sm->callCount() == 3);
+
+  // A freed address is used again first.
+  REQUIRE(h.sm->deleteCall("c2").ok());
+  CHECK(h.sm->ports(0, 1).available() == 2);
+  CHECK(callOn("c5") == "192.0.2.3");
+  REQUIRE(h.sm->deleteCall("c1").ok());
+  CHECK(callOn("c6") == "192.0.2.2");
+  for (const char* id : {"c3", "c5", "c6"}) REQUIRE(h.sm->deleteCall(id).ok());
+  CHECK(h.flows->size() == 0);
+  for (std::size_t k = 0; k < 3; ++k) CHECK(h.sm->ports(0, k).available() == 2);
+}
+
+TEST_CASE("the two legs of a call may sit on different addresses", "[sessions][addresses]") {
+  SessionsConfig cfg;
+  cfg.port_min = 30000;
+  cfg.port_max = 30005;  // three pairs per address
+  std::vector<SessionInterface> ifs = oneInterface();
+  ifs[0].extra_ipv4 = {*rtpx::IpPrefix::parse("192.0.2.3/24")};
+  ifs[0].extra_ipv6 = {*rtpx::IpPrefix::parse("2001:db8::3/64")};
+  Harness h(cfg, ifs);
+  h.offer("c1", "a", simpleSdp("a", "192.0.2.10", 4000));
+  h.answer("c1", "a", "b", simpleSdp("b", "192.0.2.20", 5000));
+  // One pair left on 192.0.2.2: the offerer's leg takes it, the answerer's goes on.
+  const std::string offered = h.offer("c2", "a", simpleSdp("a", "192.0.2.10", 4002));
+  CHECK_THAT(offered, Catch::Contains("c=IN IP4 192.0.2.3"));
+  const std::string answered = h.answer("c2", "a", "b", simpleSdp("b", "192.0.2.20", 5002));
+  CHECK_THAT(answered, Catch::Contains("c=IN IP4 192.0.2.2"));
+  const CallInfo info = h.query("c2");
+  REQUIRE(info.media.size() == 1);
+  REQUIRE(info.media[0].directions.size() >= 2);
+  CHECK(info.media[0].directions[0].local.addr.toString() == "192.0.2.2");
+  CHECK(info.media[0].directions[0].egress_local.addr.toString() == "192.0.2.3");
+  // Slot 1 is shared by the second IPv4 and the second IPv6 address.
+  rtpx::OfferOptions v6;
+  v6.answerer.family = IpAddr::Family::kV6;
+  const std::string bridged = h.offer("c3", "a", simpleSdp("a", "192.0.2.10", 4004), v6);
+  CHECK_THAT(bridged, Catch::Contains("c=IN IP6 2001:db8::3"));
+  CHECK(h.sm->ports(0, 0).available() == 0);
+  CHECK(h.sm->ports(0, 1).available() == 0);
+}
+
 TEST_CASE("timeouts fire on the injected clock", "[sessions][timeouts]") {
   SessionsConfig cfg;  // no_media 60 s, one_sided 60 s, offer_unanswered 120 s
   Harness h(cfg);
