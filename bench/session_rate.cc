@@ -3,6 +3,8 @@
 // latency of each operation. With --hold, sets the calls up and keeps them (for memory
 // measurements), deleting them only when stdin closes.
 //   session_rate --server 127.0.0.1:50051 --calls 20000 --concurrency 8
+// With --stream, each client thread sends the same operations as messages on one
+// SessionService.Exchange stream (one request in flight per thread) instead of unary calls.
 // With --ng, the same cycle (same SDP, tags and output) goes to rtpengine over its NG control
 // protocol instead, one NG client (UDP socket) per thread:
 //   session_rate --ng 198.51.100.2:2223 --calls 20000 --concurrency 8
@@ -45,7 +47,7 @@ int main(int argc, char** argv) {
   CLI::App app{"session_rate — offer+answer+delete rate against rtpxd (gRPC) or rtpengine (NG)"};
   std::string server = "127.0.0.1:50051", prefix = "bench", ng_addr;
   int calls = 10000, concurrency = 8, ng_timeout_ms = 2000;
-  bool hold = false;
+  bool hold = false, stream = false;
   auto* server_opt = app.add_option("--server", server, "rtpxd gRPC address");
   app.add_option("--ng", ng_addr, "Drive rtpengine over NG at HOST:PORT instead of rtpxd")
       ->excludes(server_opt);
@@ -54,6 +56,8 @@ int main(int argc, char** argv) {
   app.add_option("--concurrency", concurrency);
   app.add_option("--prefix", prefix, "Call-ID prefix");
   app.add_flag("--hold", hold, "Keep the calls until stdin closes, then delete them");
+  app.add_flag("--stream", stream, "gRPC: one Exchange stream per thread instead of unary calls")
+      ->excludes("--ng");
   CLI11_PARSE(app, argc, argv);
 
   grpc::ChannelArguments args;
@@ -155,8 +159,74 @@ int main(int argc, char** argv) {
     lat_delete[t].push_back(ms(t0));
     if (!st.ok()) fail(st);
   };
-  auto setup = [&](int i, int t) { return ng.empty() ? grpcSetup(i, t) : ngSetup(i, t); };
-  auto teardown = [&](int i, int t) { ng.empty() ? grpcTeardown(i, t) : ngTeardown(i, t); };
+  // --stream: one Exchange stream per thread, opened on first use.
+  struct Stream {
+    grpc::ClientContext ctx;
+    std::unique_ptr<grpc::ClientReaderWriter<rtpx::v1::ExchangeRequest, rtpx::v1::ExchangeResponse>>
+        rw;
+    uint64_t next_id = 1;
+  };
+  std::vector<std::unique_ptr<Stream>> streams(concurrency);
+  // One request and its response; false (and the error recorded) unless it succeeded.
+  auto exchange = [&](int t, rtpx::v1::ExchangeRequest& req) {
+    auto& st = streams[t];
+    if (!st) {
+      st = std::make_unique<Stream>();
+      st->rw = stub->Exchange(&st->ctx);
+    }
+    req.set_id(st->next_id++);
+    rtpx::v1::ExchangeResponse resp;
+    if (!st->rw->Write(req) || !st->rw->Read(&resp))
+      return failWith("Exchange stream broken"), false;
+    if (resp.id() != req.id())
+      return failWith(fmt::format("response id {} for request {}", resp.id(), req.id())), false;
+    if (resp.code() != 0)
+      return failWith(fmt::format("{}: {}", resp.code(), resp.message())), false;
+    return true;
+  };
+  auto streamSetup = [&](int i, int t) {
+    const std::string id = fmt::format("{}-{}", prefix, i);
+    rtpx::v1::ExchangeRequest req;
+    auto* o = req.mutable_offer();
+    o->set_call_id(id);
+    o->set_from_tag("a");
+    o->set_sdp(sdp("192.0.2.10", 4000 + 2 * (i % 20000)));
+    auto t0 = Clock::now();
+    bool ok = exchange(t, req);
+    lat_offer[t].push_back(ms(t0));
+    if (!ok) return false;
+    auto* a = req.mutable_answer();
+    a->set_call_id(id);
+    a->set_from_tag("a");
+    a->set_to_tag("b");
+    a->set_sdp(sdp("192.0.2.20", 4000 + 2 * (i % 20000)));
+    t0 = Clock::now();
+    ok = exchange(t, req);
+    lat_answer[t].push_back(ms(t0));
+    return ok;
+  };
+  auto streamTeardown = [&](int i, int t) {
+    rtpx::v1::ExchangeRequest req;
+    req.mutable_delete_()->set_call_id(fmt::format("{}-{}", prefix, i));
+    const auto t0 = Clock::now();
+    exchange(t, req);
+    lat_delete[t].push_back(ms(t0));
+  };
+  auto setup = [&](int i, int t) {
+    return !ng.empty() ? ngSetup(i, t) : stream ? streamSetup(i, t) : grpcSetup(i, t);
+  };
+  auto teardown = [&](int i, int t) {
+    !ng.empty() ? ngTeardown(i, t) : stream ? streamTeardown(i, t) : grpcTeardown(i, t);
+  };
+  // Streams end cleanly before the report (the server sees WritesDone).
+  auto closeStreams = [&] {
+    for (auto& st : streams) {
+      if (!st) continue;
+      st->rw->WritesDone();
+      if (grpc::Status s = st->rw->Finish(); !s.ok()) fail(s);
+      st.reset();
+    }
+  };
   auto run = [&](auto body) {
     next = 0;
     std::vector<std::thread> th;
@@ -178,11 +248,13 @@ int main(int argc, char** argv) {
     while (std::getline(std::cin, line)) {
     }
     run([&](int i, int t) { teardown(i, t); });
+    closeStreams();
     return errors == 0 ? 0 : 1;
   }
   run([&](int i, int t) {
     if (setup(i, t)) teardown(i, t);
   });
+  closeStreams();
   const double s = std::chrono::duration<double>(Clock::now() - t0).count();
   std::vector<double> o, a, d;
   for (int t = 0; t < concurrency; ++t) {

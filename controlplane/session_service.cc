@@ -1,5 +1,7 @@
 #include "controlplane/session_service.h"
 
+#include <deque>
+#include <mutex>
 #include <string>
 
 namespace rtpx {
@@ -187,8 +189,8 @@ grpc::ServerUnaryReactor* SessionService::Answer(grpc::CallbackServerContext* ct
 }
 grpc::ServerUnaryReactor* SessionService::Delete(grpc::CallbackServerContext* ctx,
                                                  const v1::DeleteRequest* req,
-                                                 v1::DeleteResponse*) {
-  return finish(ctx, remove(*req));
+                                                 v1::DeleteResponse* resp) {
+  return finish(ctx, remove(*req, *resp));
 }
 grpc::ServerUnaryReactor* SessionService::Query(grpc::CallbackServerContext* ctx,
                                                 const v1::QueryRequest* req,
@@ -198,6 +200,98 @@ grpc::ServerUnaryReactor* SessionService::Query(grpc::CallbackServerContext* ctx
 grpc::ServerUnaryReactor* SessionService::List(grpc::CallbackServerContext* ctx,
                                                const v1::ListRequest*, v1::ListResponse* resp) {
   return finish(ctx, list(*resp));
+}
+
+// One Exchange stream: reads a request, handles it on the thread that read it, queues the
+// response and reads the next; responses go out one write at a time, in request order.
+class SessionService::ExchangeReactor final
+    : public grpc::ServerBidiReactor<v1::ExchangeRequest, v1::ExchangeResponse> {
+ public:
+  explicit ExchangeReactor(SessionService& service) : service_(service) { StartRead(&request_); }
+
+  void OnReadDone(bool ok) override {
+    if (!ok) {  // the client is done sending (or gone)
+      std::lock_guard lk(mu_);
+      reads_done_ = true;
+      finishIfDone();
+      return;
+    }
+    v1::ExchangeResponse response = service_.exchange(request_);
+    {
+      std::lock_guard lk(mu_);
+      if (finished_) return;  // a write failed: the stream is over, read no more
+      queue_.push_back(std::move(response));
+      if (!writing_) {
+        writing_ = true;
+        StartWrite(&queue_.front());
+      }
+    }
+    StartRead(&request_);
+  }
+
+  void OnWriteDone(bool ok) override {
+    std::lock_guard lk(mu_);
+    queue_.pop_front();
+    if (!ok) {  // the stream broke: drop the rest; reads end too
+      queue_.clear();
+      write_failed_ = true;
+    }
+    if (!queue_.empty()) {
+      StartWrite(&queue_.front());
+      return;
+    }
+    writing_ = false;
+    finishIfDone();
+  }
+
+  void OnDone() override { delete this; }
+
+ private:
+  void finishIfDone() {  // under mu_
+    if (finished_ || writing_ || !(reads_done_ || write_failed_)) return;
+    finished_ = true;
+    Finish(write_failed_ ? grpc::Status(grpc::StatusCode::UNAVAILABLE, "stream broken")
+                         : grpc::Status::OK);
+  }
+
+  SessionService& service_;
+  v1::ExchangeRequest request_;  // written only between StartRead and OnReadDone
+  std::mutex mu_;
+  std::deque<v1::ExchangeResponse> queue_;  // front: being written (deque keeps it in place)
+  bool writing_ = false;
+  bool reads_done_ = false;
+  bool write_failed_ = false;
+  bool finished_ = false;
+};
+
+grpc::ServerBidiReactor<v1::ExchangeRequest, v1::ExchangeResponse>* SessionService::Exchange(
+    grpc::CallbackServerContext*) {
+  return new ExchangeReactor(*this);
+}
+
+v1::ExchangeResponse SessionService::exchange(const v1::ExchangeRequest& req) {
+  v1::ExchangeResponse resp;
+  resp.set_id(req.id());
+  grpc::Status st;
+  switch (req.operation_case()) {
+    case v1::ExchangeRequest::kOffer:
+      st = offer(req.offer(), *resp.mutable_offer());
+      break;
+    case v1::ExchangeRequest::kAnswer:
+      st = answer(req.answer(), *resp.mutable_answer());
+      break;
+    case v1::ExchangeRequest::kDelete:
+      st = remove(req.delete_(), *resp.mutable_delete_());
+      break;
+    default:
+      st = invalid("operation is not set: set offer, answer or delete");
+  }
+  if (!st.ok()) {
+    resp.clear_result();
+    resp.set_code(static_cast<int32_t>(st.error_code()));
+    resp.set_message(st.error_message());
+  }
+  return resp;
 }
 
 grpc::Status SessionService::offer(const v1::OfferRequest& req, v1::OfferResponse& resp) {
@@ -238,7 +332,7 @@ grpc::Status SessionService::answer(const v1::AnswerRequest& req, v1::AnswerResp
   return grpc::Status::OK;
 }
 
-grpc::Status SessionService::remove(const v1::DeleteRequest& req) {
+grpc::Status SessionService::remove(const v1::DeleteRequest& req, v1::DeleteResponse&) {
   if (auto st = requireField(req.call_id(), "call_id", "the SIP Call-ID"); !st.ok()) return st;
   std::optional<std::chrono::milliseconds> delay;
   if (req.has_delay()) {

@@ -22,10 +22,10 @@ namespace rtpx {
 // absl and gRPC share their status code numbering; this is the one place that relies on it.
 grpc::Status toGrpcStatus(const absl::Status& st);
 
-using SessionServiceBase =
-    v1::SessionService::WithCallbackMethod_Offer<v1::SessionService::WithCallbackMethod_Answer<
-        v1::SessionService::WithCallbackMethod_Delete<v1::SessionService::WithCallbackMethod_Query<
-            v1::SessionService::WithCallbackMethod_List<v1::SessionService::Service>>>>>;
+using SessionServiceBase = v1::SessionService::WithCallbackMethod_Offer<
+    v1::SessionService::WithCallbackMethod_Answer<v1::SessionService::WithCallbackMethod_Delete<
+        v1::SessionService::WithCallbackMethod_Query<v1::SessionService::WithCallbackMethod_List<
+            v1::SessionService::WithCallbackMethod_Exchange<v1::SessionService::Service>>>>>>;
 
 class SessionService final : public SessionServiceBase {
  public:
@@ -41,6 +41,8 @@ class SessionService final : public SessionServiceBase {
                                   v1::QueryResponse* resp) override;
   grpc::ServerUnaryReactor* List(grpc::CallbackServerContext* ctx, const v1::ListRequest* req,
                                  v1::ListResponse* resp) override;
+  grpc::ServerBidiReactor<v1::ExchangeRequest, v1::ExchangeResponse>* Exchange(
+      grpc::CallbackServerContext* ctx) override;
   grpc::Status WatchEvents(grpc::ServerContext* ctx, const v1::WatchEventsRequest* req,
                            grpc::ServerWriter<v1::SessionEvent>* writer) override;
 
@@ -52,9 +54,12 @@ class SessionService final : public SessionServiceBase {
   static constexpr std::chrono::milliseconds kWatchPoll{200};
 
  private:
+  class ExchangeReactor;
+  v1::ExchangeResponse exchange(const v1::ExchangeRequest& req);
+
   grpc::Status offer(const v1::OfferRequest& req, v1::OfferResponse& resp);
   grpc::Status answer(const v1::AnswerRequest& req, v1::AnswerResponse& resp);
-  grpc::Status remove(const v1::DeleteRequest& req);
+  grpc::Status remove(const v1::DeleteRequest& req, v1::DeleteResponse& resp);
   grpc::Status query(const v1::QueryRequest& req, v1::QueryResponse& resp);
   grpc::Status list(v1::ListResponse& resp);
 

@@ -82,6 +82,72 @@ rtpx::v1::OfferRequest offerRequest(const char* call, const char* tag, const std
 
 }  // namespace
 
+TEST_CASE("SessionService: Exchange handles offers, answers and deletes on one stream",
+          "[service][exchange]") {
+  Server s;
+  grpc::ClientContext ctx;
+  auto rw = s.stub->Exchange(&ctx);
+  auto roundTrip = [&](rtpx::v1::ExchangeRequest req, uint64_t id) {
+    req.set_id(id);
+    REQUIRE(rw->Write(req));
+    rtpx::v1::ExchangeResponse resp;
+    REQUIRE(rw->Read(&resp));
+    CHECK(resp.id() == id);
+    return resp;
+  };
+  rtpx::v1::ExchangeRequest offer;
+  *offer.mutable_offer() = offerRequest("x1", "a", sdp("192.0.2.10", 4000));
+  rtpx::v1::ExchangeResponse r = roundTrip(offer, 7);
+  REQUIRE(r.code() == 0);
+  REQUIRE(r.has_offer());
+  CHECK(r.offer().sdp().find("c=IN IP4 192.0.2.2\r\n") != std::string::npos);
+
+  // An error answers that request only; the stream goes on.
+  rtpx::v1::ExchangeRequest bad;
+  bad.mutable_answer()->set_call_id("nope");
+  bad.mutable_answer()->set_from_tag("a");
+  bad.mutable_answer()->set_to_tag("b");
+  bad.mutable_answer()->set_sdp(sdp("192.0.2.20", 5000));
+  r = roundTrip(bad, 8);
+  CHECK(r.code() == static_cast<int>(grpc::StatusCode::NOT_FOUND));
+  CHECK(r.message() == "no call 'nope'");
+  CHECK(r.result_case() == rtpx::v1::ExchangeResponse::RESULT_NOT_SET);
+  r = roundTrip(rtpx::v1::ExchangeRequest{}, 9);
+  CHECK(r.code() == static_cast<int>(grpc::StatusCode::INVALID_ARGUMENT));
+
+  rtpx::v1::ExchangeRequest answer = bad;
+  answer.mutable_answer()->set_call_id("x1");
+  r = roundTrip(answer, 10);
+  REQUIRE(r.code() == 0);
+  CHECK(r.answer().sdp().find("m=audio 30000 RTP/AVP 0\r\n") != std::string::npos);
+  CHECK(s.sm->callCount() == 1);
+
+  rtpx::v1::ExchangeRequest del;
+  del.mutable_delete_()->set_call_id("x1");
+  r = roundTrip(del, 11);
+  CHECK(r.code() == 0);
+  CHECK(r.has_delete_());
+  CHECK(s.sm->callCount() == 0);
+  CHECK(s.flows->size() == 0);
+
+  // Pipelined: several requests before any response; answered in order.
+  for (uint64_t id = 20; id < 25; ++id) {
+    rtpx::v1::ExchangeRequest q = offer;
+    q.mutable_offer()->set_call_id("p" + std::to_string(id));
+    q.set_id(id);
+    REQUIRE(rw->Write(q));
+  }
+  for (uint64_t id = 20; id < 25; ++id) {
+    rtpx::v1::ExchangeResponse resp;
+    REQUIRE(rw->Read(&resp));
+    CHECK(resp.id() == id);
+    CHECK(resp.code() == 0);
+  }
+  CHECK(s.sm->callCount() == 5);
+  REQUIRE(rw->WritesDone());
+  CHECK(rw->Finish().ok());
+}
+
 TEST_CASE("SessionService: offer, answer, query, list and delete over gRPC", "[service]") {
   Server s;
   rtpx::v1::OfferResponse offered;
