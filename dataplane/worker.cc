@@ -187,6 +187,10 @@ int workerMain(void* arg) {
   uint64_t loops = 0;
   uint32_t idle_polls = 0;
   uint32_t sleep_us = 0;
+  const uint64_t spin_cycles = w.idle.spin_us == UINT32_MAX
+                                   ? UINT64_MAX
+                                   : rte_get_tsc_hz() / 1000000 * uint64_t{w.idle.spin_us};
+  uint64_t idle_since = 0;  // TSC of the first empty poll
   while (!w.stop->load(std::memory_order_relaxed)) {
     const uint32_t got = pollOnce(w);
     // Every flow or spec pointer this loop read is released here (DESIGN.md §4, QSBR).
@@ -201,8 +205,10 @@ int workerMain(void* arg) {
       sleep_us = 0;
       continue;
     }
-    // Idle back-off: spin, then pause, then sleep with a doubling interval.
-    if (++idle_polls < w.idle.spin_polls) {
+    // Idle back-off: spin (spin_polls empty polls and spin_us without a packet), then sleep
+    // with a doubling interval.
+    if (idle_polls++ == 0) idle_since = rte_rdtsc();
+    if (idle_polls < w.idle.spin_polls || rte_rdtsc() - idle_since < spin_cycles) {
       rte_pause();
       continue;
     }
