@@ -48,6 +48,8 @@ def install_signal_handlers() -> None:
 
     signal.signal(signal.SIGTERM, on_term)
     signal.signal(signal.SIGHUP, on_term)
+    # Even when started in the background of a script (SIGINT ignored there by default).
+    signal.signal(signal.SIGINT, signal.default_int_handler)
 
 
 def log(msg: str = "") -> None:
@@ -309,6 +311,26 @@ listen = "127.0.0.1:{self.http_port}"
     def grpc(self) -> str:
         return f"127.0.0.1:{self.grpc_port}"
 
+    def thread_cpu(self) -> dict:
+        """CPU seconds per thread name over rtpxd's life so far (set-up included), and the CPU
+        each last ran on: which of its threads competed with the generator for its CPU."""
+        pid, hz = self.proc.pid, os.sysconf("SC_CLK_TCK")
+        out: dict = {}
+        try:
+            start = float(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[19])
+            uptime = float(Path("/proc/uptime").read_text().split()[0])
+            out["_lifetime_s"] = round(uptime - start / hz, 2)
+            for t in Path(f"/proc/{pid}/task").iterdir():
+                st = (t / "stat").read_text()
+                name = st[st.index("(") + 1:st.rindex(")")]
+                f = st.rsplit(")", 1)[1].split()
+                cpu_s = (int(f[11]) + int(f[12])) / hz
+                key = f"{name}@cpu{f[36]}"
+                out[key] = round(out.get(key, 0) + cpu_s, 2)
+        except (OSError, ValueError, IndexError):
+            pass
+        return out
+
     def stats(self) -> dict:
         """rtpxd's own view of a trial: its drop counters by name (non-zero ones) and packet
         counters summed over workers, so a loss can be told apart (relay drop vs elsewhere)."""
@@ -316,11 +338,13 @@ listen = "127.0.0.1:{self.http_port}"
         r = subprocess.run([*netns_prefix(self.netns), str(rtpxctl), "--server", self.grpc,
                             "stats", "--json"], capture_output=True, text=True, timeout=20,
                            check=False)
-        out: dict = {"drops": {}, "counters": {}}
+        out: dict = {"drops": {}, "counters": {},
+                     "thread_cpu_s": {k: v for k, v in self.thread_cpu().items() if v}}
         try:
             data = json.loads(r.stdout)
         except ValueError:
-            return {"error": (r.stderr or r.stdout).strip()[:300]}
+            out["error"] = (r.stderr or r.stdout).strip()[:300]
+            return out
         for w in data.get("workers", []):
             for c in w.get("drops", []):
                 if int(c["value"]):
