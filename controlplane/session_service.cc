@@ -207,7 +207,10 @@ grpc::ServerUnaryReactor* SessionService::List(grpc::CallbackServerContext* ctx,
 class SessionService::ExchangeReactor final
     : public grpc::ServerBidiReactor<v1::ExchangeRequest, v1::ExchangeResponse> {
  public:
-  explicit ExchangeReactor(SessionService& service) : service_(service) { StartRead(&request_); }
+  ExchangeReactor(SessionService& service, grpc::CallbackServerContext* ctx)
+      : service_(service), ctx_(ctx) {
+    StartRead(&request_);
+  }
 
   void OnReadDone(bool ok) override {
     if (!ok) {  // the client is done sending (or gone)
@@ -244,7 +247,13 @@ class SessionService::ExchangeReactor final
     finishIfDone();
   }
 
-  void OnDone() override { delete this; }
+  void OnDone() override {
+    {
+      std::lock_guard lk(service_.exchanges_mu_);
+      service_.exchanges_.erase(ctx_);
+    }
+    delete this;
+  }
 
  private:
   void finishIfDone() {  // under mu_
@@ -255,6 +264,7 @@ class SessionService::ExchangeReactor final
   }
 
   SessionService& service_;
+  grpc::CallbackServerContext* const ctx_;
   v1::ExchangeRequest request_;  // written only between StartRead and OnReadDone
   std::mutex mu_;
   std::deque<v1::ExchangeResponse> queue_;  // front: being written (deque keeps it in place)
@@ -265,8 +275,12 @@ class SessionService::ExchangeReactor final
 };
 
 grpc::ServerBidiReactor<v1::ExchangeRequest, v1::ExchangeResponse>* SessionService::Exchange(
-    grpc::CallbackServerContext*) {
-  return new ExchangeReactor(*this);
+    grpc::CallbackServerContext* ctx) {
+  std::lock_guard lk(exchanges_mu_);
+  // After shutdown(), a new stream ends at once (cancelled) instead of holding the server up.
+  if (shutdown_.load()) ctx->TryCancel();
+  exchanges_.insert(ctx);
+  return new ExchangeReactor(*this, ctx);
 }
 
 v1::ExchangeResponse SessionService::exchange(const v1::ExchangeRequest& req) {
@@ -403,7 +417,10 @@ grpc::Status SessionService::WatchEvents(grpc::ServerContext* ctx,
 }
 
 void SessionService::shutdown() {
+  std::lock_guard lk(exchanges_mu_);
   shutdown_.store(true);
+  // Open Exchange streams end now (their reactors finish once the cancellation reaches them).
+  for (grpc::CallbackServerContext* ctx : exchanges_) ctx->TryCancel();
 }
 
 }  // namespace rtpx

@@ -13,6 +13,8 @@
 
 #include <atomic>
 #include <chrono>
+#include <mutex>
+#include <set>
 
 #include "controlplane/session_manager.h"
 #include "rtpx/v1/session.grpc.pb.h"
@@ -46,8 +48,9 @@ class SessionService final : public SessionServiceBase {
   grpc::Status WatchEvents(grpc::ServerContext* ctx, const v1::WatchEventsRequest* req,
                            grpc::ServerWriter<v1::SessionEvent>* writer) override;
 
-  // Ends every WatchEvents stream within one poll interval and refuses new ones, so server
-  // shutdown never waits for watchers. Call before grpc::Server::Shutdown.
+  // Ends every WatchEvents stream within one poll interval and every Exchange stream at once,
+  // and refuses new ones, so server shutdown never waits for them. Call before
+  // grpc::Server::Shutdown.
   void shutdown();
 
   // How often a waiting WatchEvents checks for cancellation and shutdown.
@@ -65,6 +68,8 @@ class SessionService final : public SessionServiceBase {
 
   SessionManager& sessions_;
   std::atomic<bool> shutdown_{false};
+  std::mutex exchanges_mu_;
+  std::set<grpc::CallbackServerContext*> exchanges_;  // open Exchange streams
 };
 
 }  // namespace rtpx

@@ -148,6 +148,30 @@ TEST_CASE("SessionService: Exchange handles offers, answers and deletes on one s
   CHECK(rw->Finish().ok());
 }
 
+TEST_CASE("SessionService: shutdown ends open Exchange streams and refuses new ones",
+          "[service][exchange]") {
+  Server s;
+  grpc::ClientContext ctx;
+  auto rw = s.stub->Exchange(&ctx);
+  rtpx::v1::ExchangeRequest req;
+  req.set_id(1);
+  req.mutable_delete_()->set_call_id("none");
+  REQUIRE(rw->Write(req));
+  rtpx::v1::ExchangeResponse resp;
+  REQUIRE(rw->Read(&resp));
+  CHECK(resp.code() == static_cast<int>(grpc::StatusCode::NOT_FOUND));
+
+  s.service->shutdown();  // before grpc::Server::Shutdown, as ControlServer does
+  CHECK_FALSE(rw->Read(&resp));
+  CHECK(rw->Finish().error_code() == grpc::StatusCode::CANCELLED);
+
+  grpc::ClientContext ctx2;
+  auto late = s.stub->Exchange(&ctx2);
+  late->Write(req);
+  CHECK_FALSE(late->Read(&resp));
+  CHECK(late->Finish().error_code() == grpc::StatusCode::CANCELLED);
+}
+
 TEST_CASE("SessionService: offer, answer, query, list and delete over gRPC", "[service]") {
   Server s;
   rtpx::v1::OfferResponse offered;
