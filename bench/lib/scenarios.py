@@ -286,6 +286,12 @@ class RelayMax(Scenario):
                 words = rep.ratio_words("rtpx", r, "the best reflector", loop)
                 self.checks.note(f"rtpx {n:,}: {words} — the generator/link is the limit, "
                                  "not the relay")
+        noisy = [f"{k} {rep.mpps(m['received_pps_min'])}–{rep.mpps(m['received_pps_max'])}"
+                 for k, m in med.items() if k != self.REFLECTORS[2][0]
+                 and m["received_pps_min"] and m["received_pps_max"] > 1.5 * m["received_pps_min"]]
+        if noisy:
+            self.checks.note("unsteady trials (max > 1.5x min; other processes on these CPUs): "
+                             + "; ".join(noisy) + " — ratios with these are rough")
         share = gen_cpu_share([t for n in counts for t in self._trials[f"rtpx {n}"]], o.gen_cpu)
         if share:
             self.checks.note(share)
