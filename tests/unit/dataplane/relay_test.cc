@@ -11,6 +11,8 @@
 #pragma GCC diagnostic push
 #pragma GCC diagnostic ignored "-Wvolatile"
 #include <rte_byteorder.h>
+#include <rte_eth_ring.h>
+#include <rte_ethdev.h>
 #include <rte_malloc.h>
 #include <rte_mbuf.h>
 #include <rte_rcu_qsbr.h>
@@ -32,6 +34,7 @@
 #include "dataplane/ingress.h"
 #include "dataplane/interface.h"
 #include "dataplane/neighbor_table.h"
+#include "dataplane/worker.h"
 #include "tests/unit/test_support.h"
 
 namespace {
@@ -1618,4 +1621,109 @@ TEST_CASE("Relay: every packet ends in exactly one relayed, hand-off or drop cou
   CHECK(rig.c[0].get(DropReason::malformed) == 1);
   CHECK(rig.c[1].get(DropReason::malformed) == 1);
   rig.checkCounterIdentity();
+}
+
+// ============================== The worker's burst path ==============================
+
+// pollOnce classifies a whole burst, looks the media packets' flows up together and relays them
+// in a second pass: a burst that mixes media with ARP and drops must come out as the packets
+// one at a time would (same frames, media in order), with every counter exact.
+TEST_CASE("Relay: a mixed burst through the worker's pollOnce, on a ring port", "[relay][worker]") {
+  Rig rig;
+  const FlowId ab = rig.add(specAB());
+  rig.add(specBA());
+
+  rte_ring* rx = rte_ring_create("relay_test_rx", 64, 0, RING_F_SP_ENQ | RING_F_SC_DEQ);
+  rte_ring* tx = rte_ring_create("relay_test_tx", 64, 0, RING_F_SP_ENQ | RING_F_SC_DEQ);
+  REQUIRE(rx != nullptr);
+  REQUIRE(tx != nullptr);
+  const int port = rte_eth_from_rings("net_relay_test", &rx, 1, &tx, 1, 0);
+  REQUIRE(port >= 0);
+  REQUIRE(port < 8);
+  rte_eth_conf conf{};
+  REQUIRE(rte_eth_dev_configure(port, 1, 1, &conf) == 0);
+  REQUIRE(rte_eth_rx_queue_setup(port, 0, 64, 0, nullptr, rtpx::test::testPool()) == 0);
+  REQUIRE(rte_eth_tx_queue_setup(port, 0, 64, 0, nullptr) == 0);
+  REQUIRE(rte_eth_dev_start(port) == 0);
+  // The rig's flows and neighbors are on port 0: the ring port stands in for it.
+  rtpx::InterfaceAddrs ifc = rig.ifc;
+  ifc.port_id = static_cast<uint16_t>(port);
+  std::array<const rtpx::InterfaceAddrs*, 8> ifaces{};
+  ifaces[0] = &rig.ifc;
+  ifaces[port] = &ifc;
+
+  rtpx::Worker w;
+  w.queues.push_back({static_cast<uint16_t>(port), 0, &ifc});
+  w.handoff = rte_ring_create("relay_test_ho", 64, 0, RING_F_SC_DEQ);
+  w.slow = rte_ring_create_elem("relay_test_slow", sizeof(rtpx::NeighborHint), 64, 0,
+                                RING_F_SP_ENQ | RING_F_SC_DEQ);
+  REQUIRE(w.handoff != nullptr);
+  REQUIRE(w.slow != nullptr);
+  w.peers = {w.handoff};
+  w.relay = rtpx::RelayContext{rig.flows.get(), rig.neighbors.get(), ifaces.data(), 8, 0, kT0};
+
+  // ARP request for our address, from A.
+  Bytes arp = cat({Bytes(6, 0xff), kMacA});
+  put16(arp, 0x0806);
+  arp.insert(arp.end(), {0, 1, 8, 0, 6, 4, 0, 1});
+  append(arp, cat({kMacA, kA4, Bytes(6, 0), kOurIp4}));
+  Pkt unknown = fromA(rtp(1, 160, kSsrcA));
+  unknown.dport = 12345;
+  Pkt bad = fromA(rtp(2, 320, kSsrcA));
+  bad.udp_cksum = 0x1234;
+  const std::vector<Bytes> burst = {
+      frame(fromA(rtp(1, 160, kSsrcA))),  // latches A
+      arp,
+      frame(unknown),
+      frame(fromA(rtp(2, 320, kSsrcA))),
+      frame(bad),
+      frame(fromA(rtp(3, 480, kSsrcA))),
+      frame(fromA(rtp(4, 640, kSsrcA), kPortA, kOther4)),  // not the latched source
+      frame(fromA(rtp(4, 640, kSsrcA))),
+  };
+  std::vector<rte_mbuf*> in;
+  for (const Bytes& f : burst) in.push_back(makeMbuf(f).release());
+  REQUIRE(rte_ring_enqueue_bulk(rx, reinterpret_cast<void**>(in.data()), in.size(), nullptr) ==
+          in.size());
+
+  CHECK(rtpx::pollOnce(w) == burst.size());
+
+  std::vector<MbufPtr> out;
+  rte_mbuf* m;
+  while (rte_ring_dequeue(tx, reinterpret_cast<void**>(&m)) == 0) out.emplace_back(m);
+  // Replies go out in the first pass, media in the second, each in arrival order.
+  REQUIRE(out.size() == 5);
+  CHECK(get16(frameOf(out[0].get()), 12) == 0x0806);
+  for (size_t i = 1; i < out.size(); ++i) {
+    INFO("relayed packet " << i);
+    const uint16_t seq = static_cast<uint16_t>(i);
+    checkRelayed(frameOf(out[i].get()), kMacBSdp, kOurIp4, kLegB, kBSdp4, kPortBSdp,
+                 rtp(seq, 160u * seq, kSsrcA), kTos);
+  }
+
+  const rtpx::WorkerCounters& k = w.counters;
+  CHECK(k.get(WorkerEvent::rx_packets) == burst.size());
+  CHECK(k.get(WorkerEvent::tx_packets) == 5);
+  CHECK(k.get(WorkerEvent::arp_replies) == 1);
+  CHECK(k.get(WorkerEvent::relayed) == 4);
+  CHECK(k.get(DropReason::unknown_udp_port) == 1);
+  CHECK(k.get(DropReason::l4_bad_checksum) == 1);
+  CHECK(k.get(DropReason::flow_source_mismatch) == 1);
+  uint64_t outcomes = k.get(WorkerEvent::arp_replies) + k.get(WorkerEvent::relayed);
+  for (size_t d = 0; d < rtpx::kNumDropReasons; ++d)
+    if (!rtpx::isDeliveryDrop(static_cast<DropReason>(d)))
+      outcomes += k.get(static_cast<DropReason>(d));
+  CHECK(k.get(WorkerEvent::rx_packets) == outcomes);
+  const FlowStats s = rig.stats(ab);
+  CHECK(s.packets == 5);
+  CHECK(s.forwarded == 4);
+  CHECK(s.dropped_source == 1);
+  CHECK(s.rtp_packets == 4);
+
+  REQUIRE(rte_eth_dev_stop(port) == 0);
+  REQUIRE(rte_eth_dev_close(port) == 0);
+  rte_ring_free(rx);
+  rte_ring_free(tx);
+  rte_ring_free(w.handoff);
+  rte_ring_free(w.slow);
 }
