@@ -258,12 +258,15 @@ absl::Status apply(const toml::table& root, Config& c) {
   }
   if (auto* t = section(root, "dataplane", st)) {
     Reader r{*t, "dataplane"};
-    r.only({"mbufs_per_socket", "mbuf_cache", "rx_burst", "idle_spin_polls", "idle_max_sleep_us"});
+    r.only({"mbufs_per_socket", "mbuf_cache", "rx_burst", "idle_spin_polls", "idle_spin_us",
+            "idle_max_sleep_us", "busy_poll"});
     r.num("mbufs_per_socket", c.dataplane.mbufs_per_socket, 1023, 1 << 26);
     r.num("mbuf_cache", c.dataplane.mbuf_cache, 0, 512);
     r.num("rx_burst", c.dataplane.rx_burst, 1, 64);
     r.num("idle_spin_polls", c.dataplane.idle.spin_polls, 0, 1 << 30);
+    r.num("idle_spin_us", c.dataplane.idle.spin_us, 0, 10'000'000);
     r.num("idle_max_sleep_us", c.dataplane.idle.max_sleep_us, 1, 100000);
+    r.boolean("busy_poll", c.dataplane.idle.busy_poll);
     if (!r.status.ok()) return r.status;
   }
   if (auto* t = section(root, "neighbor", st)) {
@@ -521,7 +524,9 @@ std::string toToml(const Config& c) {
                                 {"mbuf_cache", int64_t(c.dataplane.mbuf_cache)},
                                 {"rx_burst", int64_t(c.dataplane.rx_burst)},
                                 {"idle_spin_polls", int64_t(c.dataplane.idle.spin_polls)},
-                                {"idle_max_sleep_us", int64_t(c.dataplane.idle.max_sleep_us)}}},
+                                {"idle_spin_us", int64_t(c.dataplane.idle.spin_us)},
+                                {"idle_max_sleep_us", int64_t(c.dataplane.idle.max_sleep_us)},
+                                {"busy_poll", c.dataplane.idle.busy_poll}}},
       {"neighbor", toml::table{{"reachable_ms", int64_t(c.dataplane.neighbor.reachable_ms)},
                                {"retrans_ms", int64_t(c.dataplane.neighbor.retrans_ms)},
                                {"max_probes", int64_t(c.dataplane.neighbor.max_probes)}}},

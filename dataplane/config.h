@@ -49,9 +49,10 @@ struct IdleConfig {
   // than it asks for (measured in the dev VM: nanosleep(1 µs) returns after 69 µs median,
   // 97 µs p99, timer slack and wake-up), so a worker that slept in the gaps of light traffic
   // (2000 polls pass in tens of µs) added that to the packets arriving during it: p99 101-145 µs
-  // at 50 k pps. Traffic with gaps under this never meets a sleep. UINT32_MAX: never sleep
-  // (busy-poll, for a core dedicated to the worker).
+  // at 50 k pps. Traffic with gaps under this never meets a sleep.
   uint32_t spin_us = 1000;
+  // Never sleep: the lowest latency, for a core given to the worker alone (production).
+  bool busy_poll = false;
   // Sleeps double from 1 µs up to this; it bounds the extra latency of the first packet
   // after an idle period (a loaded worker never sleeps). Each wake-up is a context switch:
   // measured in a VM, 200 µs cost 14% of a core idle, 500 µs about 6%.

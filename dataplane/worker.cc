@@ -187,9 +187,8 @@ int workerMain(void* arg) {
   uint64_t loops = 0;
   uint32_t idle_polls = 0;
   uint32_t sleep_us = 0;
-  const uint64_t spin_cycles = w.idle.spin_us == UINT32_MAX
-                                   ? UINT64_MAX
-                                   : rte_get_tsc_hz() / 1000000 * uint64_t{w.idle.spin_us};
+  const uint64_t spin_cycles =
+      w.idle.busy_poll ? UINT64_MAX : rte_get_tsc_hz() / 1000000 * uint64_t{w.idle.spin_us};
   uint64_t idle_since = 0;  // TSC of the first empty poll
   while (!w.stop->load(std::memory_order_relaxed)) {
     const uint32_t got = pollOnce(w);
