@@ -136,7 +136,7 @@ TEST_CASE("renderMetrics shows the session gauges when the control plane gives t
                                    .flow_capacity = 4096,
                                    .ports = {{"media0", 6, 5000}, {"media1", 0, 100}}};
   const auto ls = lines(rtpx::renderMetrics(s, true));
-  for (const std::string& want : {
+  for (const char* want : {
            "# TYPE rtpx_calls gauge",
            "rtpx_calls 3",
            "rtpx_flows 10",

@@ -716,7 +716,6 @@ TEST_CASE("FlowTable: lookups racing with add/update/remove only ever see the fl
   }
   stop.store(true, std::memory_order_release);
   for (auto& th : threads) th.join();
-  const auto elapsed = std::chrono::steady_clock::now() - start;
 
   uint64_t lookups = 0, found = 0, bad = 0;
   for (const auto& s : rs) {
@@ -734,7 +733,6 @@ TEST_CASE("FlowTable: lookups racing with add/update/remove only ever see the fl
   for (const auto& s : rs) CHECK(s.lookups > 0);
   CHECK(found > 0);
   CHECK(found < lookups);  // some keys were absent while looked up
-  CHECK(std::chrono::duration_cast<std::chrono::milliseconds>(elapsed).count() < 1000);
 
   // Quiescent again: the table holds exactly what the writer thinks it holds.
   size_t expected_size = 0;
