@@ -267,6 +267,10 @@ worker_cpus = [{worker_cpu}]
 memory_mb = 512
 file_prefix = "{self.file_prefix}"
 
+[dataplane]
+# The worker has its core to itself, as in production and as testpmd's forwarding lcore.
+busy_poll = true
+
 [[interface]]
 name = "bench0"
 device = "{device}"
