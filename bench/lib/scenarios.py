@@ -716,8 +716,11 @@ class Veth(Scenario):
             self.checks.note(f"rtpx's failed probes: rtpxd's port received {rxd:,} of the "
                              f"{sent:,} packets sent ({100 * (sent - rxd) / sent:.1f}% lost "
                              f"before its RX: the kernel's af_packet ring overflowed) and "
-                             f"dropped {drops:,} itself; its worker also went to sleep "
-                             f"{sleeps:,} times (idle back-off), likely what let the ring fill")
+                             f"dropped {drops:,} itself; "
+                             + (f"its worker also went to sleep {sleeps:,} times (idle back-off), "
+                                f"likely what let the ring fill" if sleeps else
+                                "its worker never slept (busy-poll): the kernel side of the "
+                                "veth and af_packet copy are the limit"))
         if best["rtpx"] and best["rtpx"] >= 0.95 * bounds["rtpx"][1] and \
                 bounds["rtpx"][1] >= 0.9 * hi:
             self.checks.note("rtpx passed up to the generator's max rate: the generator, not "
