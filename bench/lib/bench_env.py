@@ -251,7 +251,8 @@ class Rtpxd:
 
     def __init__(self, cleanup: Cleanup, wd: Workdir, *, device: str, ipv4: list[str],
                  main_cpu: int, worker_cpu: int, netns: str | None = None,
-                 flow_capacity: int | None = None, prefix_len: int = 24):
+                 flow_capacity: int | None = None, prefix_len: int = 24,
+                 busy_poll: bool = True):
         self.grpc_port, self.http_port = free_ports(2)
         self.netns = netns
         self.file_prefix = f"rtpxb{os.getpid()}d{free_port()}"
@@ -268,8 +269,9 @@ memory_mb = 512
 file_prefix = "{self.file_prefix}"
 
 [dataplane]
-# The worker has its core to itself, as in production and as testpmd's forwarding lcore.
-busy_poll = true
+# true: the worker has its core to itself, as in production and as testpmd's forwarding
+# lcore; false where it shares a core with the control threads (setup-rate).
+busy_poll = {"true" if busy_poll else "false"}
 
 [[interface]]
 name = "bench0"

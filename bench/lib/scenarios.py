@@ -527,6 +527,7 @@ class SetupRate(Scenario):
             sock = wd.path / f"setup-{rep_i}.sock"
             d = env.Rtpxd(c, wd, device=f"net_memif0,role=server,socket={sock}",
                           ipv4=[VETH_RTPX_IP], main_cpu=o.relay_cpu, worker_cpu=o.relay_cpu,
+                          busy_poll=False,
                           netns=v.ns)
             try:
                 r = env.run_session_rate(c, wd, "rtpx", ["--server", d.grpc, "--calls",
