@@ -6,6 +6,7 @@ import os
 import signal
 import socket
 import subprocess
+import sys
 import time
 import urllib.error
 import urllib.request
@@ -239,3 +240,23 @@ class EventWatch:
             except subprocess.TimeoutExpired:
                 self.proc.kill()
                 self.proc.wait()
+
+
+PEER = str(Path(__file__).parent / "rtp_peer.py")
+
+
+def start_peer(d, bind, to=None, **kw):
+    """rtp_peer.py in `d`'s namespace, bound to `bind`, sending to `to`; options as keywords
+    (count=3 → --count 3). Its JSON report comes from peer_result()."""
+    args = [sys.executable, PEER, "--bind", bind]
+    if to:
+        args += ["--to", to]
+    for k, v in kw.items():
+        args += [f"--{k.replace('_', '-')}", str(v)]
+    return subprocess.Popen(["ip", "netns", "exec", d.ns, *args], stdout=subprocess.PIPE,
+                            text=True)
+
+
+def peer_result(p, timeout=60):
+    out, _ = p.communicate(timeout=timeout)
+    return json.loads(out)

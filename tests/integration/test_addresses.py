@@ -1,17 +1,12 @@
 """An interface with several addresses: rtpxd answers ARP/ND/ping for each, calls move on to the
 next address when one has no free media ports, and media relays through the second address."""
-import json
 import os
 import re
-import subprocess
-import sys
 import time
-from pathlib import Path
 
 import pytest
-from rtpx_harness import Rtpxd
+from rtpx_harness import Rtpxd, peer_result, start_peer
 
-PEER = str(Path(__file__).parent / "rtp_peer.py")
 A_IP, B_IP = "192.0.2.10", "192.0.2.20"
 V4 = ["192.0.2.2", "192.0.2.3", "198.51.100.7"]
 V6 = ["2001:db8::2", "2001:db8::3"]
@@ -79,15 +74,10 @@ def test_calls_spill_to_the_next_address_and_relay_there(multi):
     # RTP both ways through the second address.
     _, (addr, pb), (_, pa) = calls[1]
     n = 20
-    args = ["ip", "netns", "exec", d.ns, sys.executable, PEER]
-    qb = subprocess.Popen(args + ["--bind", f"{B_IP}:5002", "--to", f"{addr}:{pb}", "--count",
-                                  str(n), "--interval", "5", "--expect", str(n), "--timeout", "8",
-                                  "--start-delay", "0.3"], stdout=subprocess.PIPE, text=True)
-    qa = subprocess.Popen(args + ["--bind", f"{A_IP}:4002", "--to", f"{addr}:{pa}", "--count",
-                                  str(n), "--interval", "5", "--expect", str(n), "--timeout", "8",
-                                  "--start-delay", "0.3"], stdout=subprocess.PIPE, text=True)
-    ra = json.loads(qa.communicate(timeout=60)[0])
-    rb = json.loads(qb.communicate(timeout=60)[0])
+    opts = dict(count=n, interval=5, expect=n, timeout=8, start_delay=0.3)
+    qb = start_peer(d, f"{B_IP}:5002", f"{addr}:{pb}", **opts)
+    qa = start_peer(d, f"{A_IP}:4002", f"{addr}:{pa}", **opts)
+    ra, rb = peer_result(qa), peer_result(qb)
     assert [r["data"] for r in rb["received"]] == ra["sent"]
     assert [r["data"] for r in ra["received"]] == rb["sent"]
     assert {r["from"] for r in rb["received"]} == {f"{addr}:{pb}"}

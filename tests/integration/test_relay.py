@@ -1,16 +1,14 @@
 """Media relay through a real rtpxd: calls set up with rtpxctl (gRPC), kernel UDP peers in the
 test's namespace (each on its own address), the bytes checked end to end, the stream checked
 by tshark."""
-import json
 import re
 import subprocess
-import sys
 import time
-from pathlib import Path
 
 import pytest
 
-PEER = str(Path(__file__).parent / "rtp_peer.py")
+from rtpx_harness import peer_result as result, start_peer as peer
+
 A_IP, B_IP, MALLORY_IP, PROXY_IP = "192.0.2.10", "192.0.2.20", "192.0.2.66", "192.0.2.30"
 
 
@@ -52,21 +50,6 @@ class Call:
 
     def delete(self):
         self.d.rtpxctl("delete", "--call-id", self.id)
-
-
-def peer(d, bind, to=None, **kw):
-    args = [sys.executable, PEER, "--bind", bind]
-    if to:
-        args += ["--to", to]
-    for k, v in kw.items():
-        args += [f"--{k.replace('_', '-')}", str(v)]
-    return subprocess.Popen(["ip", "netns", "exec", d.ns, *args], stdout=subprocess.PIPE,
-                            text=True)
-
-
-def result(p):
-    out, _ = p.communicate(timeout=60)
-    return json.loads(out)
 
 
 def test_offer_answer_rewrite_sdp(relay):

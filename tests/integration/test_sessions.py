@@ -7,16 +7,14 @@ import os
 import re
 import select
 import subprocess
-import sys
 import time
 from datetime import datetime, timezone
-from pathlib import Path
 
 import pytest
 
-from rtpx_harness import BUILD, EventWatch, Rtpxd
+from rtpx_harness import BUILD, EventWatch, Rtpxd, start_peer as peer
+from rtpx_harness import peer_result
 
-PEER = str(Path(__file__).parent / "rtp_peer.py")
 SESSION_RATE = BUILD / "bench" / "session_rate"
 A_IP, A2_IP, B_IP, C_IP = "192.0.2.10", "192.0.2.11", "192.0.2.20", "192.0.2.30"
 A6_IP, B6_IP = "2001:db8::10", "2001:db8::20"
@@ -112,19 +110,8 @@ class Call:
         return self.d.rtpxctl("delete", "--call-id", self.id, "--delay", "0", check=check)
 
 
-def peer(d, bind, to=None, **kw):
-    args = [sys.executable, PEER, "--bind", bind]
-    if to:
-        args += ["--to", to]
-    for k, v in kw.items():
-        args += [f"--{k.replace('_', '-')}", str(v)]
-    return subprocess.Popen(["ip", "netns", "exec", d.ns, *args], stdout=subprocess.PIPE,
-                            text=True)
-
-
 def result(p):
-    out, _ = p.communicate(timeout=30)
-    return json.loads(out)
+    return peer_result(p, timeout=30)
 
 
 def datas(r):
