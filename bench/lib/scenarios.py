@@ -68,6 +68,17 @@ class Scenario:
         self.notes: list[str] = []
 
     # helpers ---------------------------------------------------------------------------------
+    def start_rtpengine(self, c, wd, netns: str, port_min: int, log_level: int):
+        """rtpengine on the relay CPU in `netns`, media on VETH_RTPE_IP, NG on a free loopback
+        port; stopped by the cleanup stack (pop it to stop it earlier). Returns (it, NG port)."""
+        port = env.free_port()
+        rtpe = RtpEngine(VETH_RTPE_IP, f"127.0.0.1:{port}", netns=netns,
+                         cpus=str(self.opt.relay_cpu), port_min=port_min, port_max=60000,
+                         log_file=str(wd.file("rtpengine", ".log")), log_level=log_level)
+        rtpe.start()
+        c.push("stop rtpengine", rtpe.stop)
+        return rtpe, port
+
     def say(self, msg: str) -> None:
         log(f"[{self.name}] {msg}")
 
@@ -540,12 +551,7 @@ class SetupRate(Scenario):
             self.say(f"  #{rep_i + 1} rtpx      {r['cycles_per_s']:>8,.0f} cycles/s, errors "
                      f"{r['errors']}, offer p50 {r['offer_p50_ms']:.2f} ms")
             # rtpengine
-            port = env.free_port()
-            rtpe = RtpEngine(VETH_RTPE_IP, f"127.0.0.1:{port}", netns=v.ns,
-                             cpus=str(o.relay_cpu), port_min=20000, port_max=60000,
-                             log_file=str(wd.file("rtpengine", ".log")), log_level=4)
-            rtpe.start()
-            c.push("stop rtpengine", rtpe.stop)
+            rtpe, port = self.start_rtpengine(c, wd, v.ns, port_min=20000, log_level=4)
             try:
                 r = env.run_session_rate(c, wd, "rtpengine", ["--ng", f"127.0.0.1:{port}",
                                                               "--calls", str(calls),
@@ -629,12 +635,7 @@ class Veth(Scenario):
         def rtpe_run(rate):
             # rtpengine, userspace, on the kernel address of the same veth end
             v.set_relay_address(f"{VETH_RTPE_IP}/24")
-            port = env.free_port()
-            rtpe = RtpEngine(VETH_RTPE_IP, f"127.0.0.1:{port}", netns=v.ns,
-                             cpus=str(o.relay_cpu), port_min=10000, port_max=60000,
-                             log_file=str(wd.file("rtpengine", ".log")), log_level=3)
-            rtpe.start()
-            c.push("stop rtpengine", rtpe.stop)
+            rtpe, port = self.start_rtpengine(c, wd, v.ns, port_min=10000, log_level=3)
             try:
                 return gen("veth-rtpengine", ["--setup", "ng", "--ng", f"127.0.0.1:{port}",
                                               "--keep"], rate)
