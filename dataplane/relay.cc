@@ -211,7 +211,8 @@ FlowKey flowKeyOf(const rte_mbuf* m) noexcept {
 
 IngressResult relayUdp(rte_mbuf* m, const RelayContext& ctx, WorkerCounters& c,
                        bool handoff) noexcept {
-  if (m->nb_segs != 1) return dropped(c, DropReason::malformed);
+  // The headers flowKeyOf reads were validated within the first segment by classify (here or,
+  // for a hand-off, on the worker that received it); relayFlow refuses chained mbufs.
   const FlowKey key = flowKeyOf(m);
   const void* k = &key;
   Flow* f;
