@@ -5,7 +5,6 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
-#include <algorithm>
 #include <cerrno>
 #include <charconv>
 #include <chrono>
@@ -13,213 +12,9 @@
 #include <cstring>
 #include <random>
 #include <system_error>
+#include <utility>
 
 namespace rtpx::bench {
-namespace bencode {
-namespace {
-
-[[noreturn]] void wrongType(const char* want) {
-  throw Error(std::string("bencode value is not a ") + want);
-}
-
-constexpr int kMaxDepth = 100;
-
-class Decoder {
- public:
-  explicit Decoder(std::string_view in) : in_(in) {}
-
-  Value document() {
-    Value v = value(0);
-    if (pos_ != in_.size()) fail("trailing bytes after the value");
-    return v;
-  }
-
- private:
-  [[noreturn]] void fail(const std::string& what) const {
-    throw Error("bencode: " + what + " at offset " + std::to_string(pos_));
-  }
-
-  char peek() const {
-    if (pos_ >= in_.size()) fail("unexpected end of input");
-    return in_[pos_];
-  }
-
-  // Digits up to `end` (exclusive) starting at pos_, strict: no sign, no leading zero unless the
-  // number is 0, at least one digit.
-  std::uint64_t digits(char end) {
-    const std::size_t start = pos_;
-    const std::size_t stop = in_.find(end, pos_);
-    if (stop == std::string_view::npos) fail(std::string("missing '") + end + "'");
-    if (stop == start) fail("empty number");
-    for (std::size_t i = start; i < stop; ++i)
-      if (in_[i] < '0' || in_[i] > '9') {
-        pos_ = i;
-        fail("not a digit");
-      }
-    if (in_[start] == '0' && stop - start > 1) fail("leading zero");
-    std::uint64_t n = 0;
-    const auto [p, ec] = std::from_chars(in_.data() + start, in_.data() + stop, n);
-    if (ec != std::errc() || p != in_.data() + stop) fail("number out of range");
-    pos_ = stop + 1;
-    return n;
-  }
-
-  std::string string() {
-    const std::uint64_t len = digits(':');
-    if (len > in_.size() - pos_) fail("string runs past the end of input");
-    std::string s(in_.substr(pos_, len));
-    pos_ += len;
-    return s;
-  }
-
-  std::int64_t integer() {
-    ++pos_;  // 'i'
-    bool negative = false;
-    if (peek() == '-') {
-      negative = true;
-      ++pos_;
-      if (peek() == '0') fail("negative zero");
-    }
-    const std::uint64_t magnitude = digits('e');
-    constexpr std::uint64_t kMax = static_cast<std::uint64_t>(INT64_MAX);
-    if (magnitude > kMax + (negative ? 1 : 0)) fail("integer out of range");
-    if (!negative) return static_cast<std::int64_t>(magnitude);
-    return magnitude == kMax + 1 ? INT64_MIN : -static_cast<std::int64_t>(magnitude);
-  }
-
-  Value value(int depth) {
-    if (depth > kMaxDepth) fail("nested too deeply");
-    const char c = peek();
-    if (c == 'i') return integer();
-    if (c >= '0' && c <= '9') return string();
-    if (c == 'l') {
-      ++pos_;
-      List l;
-      while (peek() != 'e') l.push_back(value(depth + 1));
-      ++pos_;
-      return l;
-    }
-    if (c == 'd') {
-      ++pos_;
-      Dict d;
-      while (peek() != 'e') {
-        const char k = peek();
-        if (k < '0' || k > '9') fail("dictionary key is not a string");
-        std::string key = string();
-        for (const auto& [existing, v] : d)
-          if (existing == key) fail("duplicate dictionary key \"" + key + "\"");
-        Value v = value(depth + 1);
-        d.emplace_back(std::move(key), std::move(v));
-      }
-      ++pos_;
-      return d;
-    }
-    fail(std::string("unexpected byte 0x") + "0123456789abcdef"[(c >> 4) & 0xf] +
-         "0123456789abcdef"[c & 0xf]);
-  }
-
-  std::string_view in_;
-  std::size_t pos_ = 0;
-};
-
-}  // namespace
-
-const std::string& Value::str() const {
-  if (const auto* p = std::get_if<std::string>(&v_)) return *p;
-  wrongType("string");
-}
-
-std::int64_t Value::integer() const {
-  if (const auto* p = std::get_if<std::int64_t>(&v_)) return *p;
-  wrongType("integer");
-}
-
-const List& Value::list() const {
-  if (const auto* p = std::get_if<List>(&v_)) return *p;
-  wrongType("list");
-}
-
-const Dict& Value::dict() const {
-  if (const auto* p = std::get_if<Dict>(&v_)) return *p;
-  wrongType("dictionary");
-}
-
-Dict Value::takeDict() && {
-  if (auto* p = std::get_if<Dict>(&v_)) return std::move(*p);
-  wrongType("dictionary");
-}
-
-const Value* Value::find(std::string_view key) const {
-  const auto* d = std::get_if<Dict>(&v_);
-  return d == nullptr ? nullptr : bencode::find(*d, key);
-}
-
-const Value* find(const Dict& d, std::string_view key) {
-  for (const auto& [k, v] : d)
-    if (k == key) return &v;
-  return nullptr;
-}
-
-// Dictionaries are equal when they hold the same keys with equal values, in any order.
-bool operator==(const Value& a, const Value& b) {
-  if (a.isDict() && b.isDict()) {
-    const Dict& da = a.dict();
-    const Dict& db = b.dict();
-    if (da.size() != db.size()) return false;
-    for (const auto& [k, v] : da) {
-      const Value* other = find(db, k);
-      if (other == nullptr || !(*other == v)) return false;
-    }
-    return true;
-  }
-  return a.v_ == b.v_;
-}
-
-void encodeTo(const Value& v, std::string& out) {
-  if (v.isString()) {
-    const std::string& s = v.str();
-    out += std::to_string(s.size());
-    out += ':';
-    out += s;
-  } else if (v.isInt()) {
-    out += 'i';
-    out += std::to_string(v.integer());
-    out += 'e';
-  } else if (v.isList()) {
-    out += 'l';
-    for (const Value& x : v.list()) encodeTo(x, out);
-    out += 'e';
-  } else {
-    const Dict& d = v.dict();
-    std::vector<const std::pair<std::string, Value>*> sorted;
-    sorted.reserve(d.size());
-    for (const auto& kv : d) sorted.push_back(&kv);
-    // std::string compares as unsigned bytes (char_traits<char>::lt), which is bencode's order.
-    std::sort(sorted.begin(), sorted.end(), [](auto* a, auto* b) { return a->first < b->first; });
-    for (std::size_t i = 1; i < sorted.size(); ++i)
-      if (sorted[i - 1]->first == sorted[i]->first)
-        throw Error("bencode: duplicate dictionary key \"" + sorted[i]->first + "\"");
-    out += 'd';
-    for (const auto* kv : sorted) {
-      encodeTo(Value(kv->first), out);
-      encodeTo(kv->second, out);
-    }
-    out += 'e';
-  }
-}
-
-std::string encode(const Value& v) {
-  std::string out;
-  encodeTo(v, out);
-  return out;
-}
-
-Value decode(std::string_view in) {
-  return Decoder(in).document();
-}
-
-}  // namespace bencode
-
 namespace {
 
 // rtpengine answers in one datagram; the largest UDP payload is below 64 KiB.
@@ -343,37 +138,30 @@ bencode::Dict NgClient::command(bencode::Dict request) {
   const bencode::Value* cmd_value = bencode::find(request, "command");
   if (cmd_value == nullptr || !cmd_value->isString())
     throw NgError("NG request has no \"command\"");
-  const std::string cmd = cmd_value->str();
-  const bencode::Value req(std::move(request));
+  const std::string cmd = *cmd_value->str();
   const std::string cookie = nextCookie();
   std::string msg = cookie + ' ';
-  try {
-    bencode::encodeTo(req, msg);
-  } catch (const bencode::Error& e) {
-    throw NgError(std::string("NG request: ") + e.what());
-  }
+  bencode::encodeTo(bencode::Value(std::move(request)), msg);
   const std::string body = exchange(msg, cookie);
-  bencode::Value reply;
-  try {
-    reply = bencode::decode(body);
-  } catch (const bencode::Error& e) {
-    throw NgError("NG " + cmd + ": malformed reply: " + e.what());
-  }
-  if (!reply.isDict()) throw NgError("NG " + cmd + ": malformed reply: not a dictionary");
-  const bencode::Value* result = reply.find("result");
+  absl::StatusOr<bencode::Value> decoded = bencode::decode(body);
+  if (!decoded.ok())
+    throw NgError("NG " + cmd + ": malformed reply: " + std::string(decoded.status().message()));
+  bencode::Dict* reply = decoded->dict();
+  if (reply == nullptr) throw NgError("NG " + cmd + ": malformed reply: not a dictionary");
+  const bencode::Value* result = bencode::find(*reply, "result");
   if (result == nullptr || !result->isString())
     throw NgError("NG " + cmd + ": malformed reply: no \"result\"");
-  if (result->str() == "ok" || result->str() == "pong") return std::move(reply).takeDict();
-  std::string why = result->str();
-  if (const bencode::Value* reason = reply.find("error-reason");
+  if (*result->str() == "ok" || *result->str() == "pong") return std::move(*reply);
+  std::string why = *result->str();
+  if (const bencode::Value* reason = bencode::find(*reply, "error-reason");
       reason != nullptr && reason->isString())
-    why = reason->str();
+    why = *reason->str();
   throw NgError("NG " + cmd + ": " + why);
 }
 
 void NgClient::ping() {
   const bencode::Dict reply = command({{"command", "ping"}});
-  const std::string& result = bencode::find(reply, "result")->str();
+  const std::string& result = *bencode::find(reply, "result")->str();
   if (result != "pong") throw NgError("NG ping: result \"" + result + "\", not \"pong\"");
 }
 
@@ -390,7 +178,7 @@ std::string sdpOf(const bencode::Dict& reply, const char* command) {
   const bencode::Value* sdp = bencode::find(reply, "sdp");
   if (sdp == nullptr || !sdp->isString())
     throw NgError(std::string("NG ") + command + ": malformed reply: no \"sdp\"");
-  return sdp->str();
+  return *sdp->str();
 }
 
 }  // namespace

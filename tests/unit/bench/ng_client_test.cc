@@ -19,124 +19,6 @@ using bencode::Dict;
 using bencode::List;
 using bencode::Value;
 
-std::string decodeError(std::string_view in) {
-  try {
-    bencode::decode(in);
-  } catch (const bencode::Error& e) {
-    return e.what();
-  }
-  FAIL("decoded without an error: " << in);
-  return {};
-}
-
-TEST_CASE("bencode encodes each type", "[bencode]") {
-  CHECK(bencode::encode(Value("spam")) == "4:spam");
-  CHECK(bencode::encode(Value("")) == "0:");
-  CHECK(bencode::encode(Value(0)) == "i0e");
-  CHECK(bencode::encode(Value(-42)) == "i-42e");
-  CHECK(bencode::encode(Value(INT64_MAX)) == "i9223372036854775807e");
-  CHECK(bencode::encode(Value(INT64_MIN)) == "i-9223372036854775808e");
-  CHECK(bencode::encode(Value(List{})) == "le");
-  CHECK(bencode::encode(Value(Dict{})) == "de");
-  CHECK(bencode::encode(Value(List{"a", 1, List{}})) == "l1:ai1elee");
-}
-
-TEST_CASE("bencode sorts dictionary keys by their bytes", "[bencode]") {
-  const Dict d{{"sdp", "v=0"}, {"result", "ok"}, {"b", 1}, {"a", 2}, {"\xff", 3}, {"B", 4}};
-  CHECK(bencode::encode(Value(d)) == "d1:Bi4e1:ai2e1:bi1e6:result2:ok3:sdp3:v=01:\xffi3ee");
-  CHECK_THROWS_AS(bencode::encode(Value(Dict{{"a", 1}, {"a", 2}})), bencode::Error);
-}
-
-TEST_CASE("bencode strings are byte strings", "[bencode]") {
-  const std::string bytes("a\0b\r\n\xff e:", 8);
-  const std::string enc = bencode::encode(Value(bytes));
-  CHECK(enc == std::string("8:") + bytes);
-  const Value back = bencode::decode(enc);
-  REQUIRE(back.isString());
-  CHECK(back.str() == bytes);
-}
-
-TEST_CASE("bencode round-trips nested structures", "[bencode]") {
-  const Value v(Dict{
-      {"command", "offer"},
-      {"call-id", "abc@host"},
-      {"flags", List{"trust-address", "symmetric"}},
-      {"replace", List{"origin", "session-connection"}},
-      {"nested", Dict{{"list", List{List{List{}}, Dict{{"x", -1}}, ""}}, {"n", 123456789012}}},
-      {"sdp", "v=0\r\no=- 1 1 IN IP4 192.0.2.1\r\n"},
-  });
-  const std::string enc = bencode::encode(v);
-  const Value back = bencode::decode(enc);
-  CHECK(back == v);
-  CHECK(bencode::encode(back) == enc);
-  REQUIRE(back.find("nested") != nullptr);
-  const Value* list = back.find("nested")->find("list");
-  REQUIRE(list != nullptr);
-  REQUIRE(list->list().size() == 3);
-  CHECK(list->list()[1].find("x")->integer() == -1);
-  CHECK(back.find("absent") == nullptr);
-  CHECK(Value("str").find("x") == nullptr);
-}
-
-TEST_CASE("bencode decodes unsorted dictionaries, as rtpengine sends them", "[bencode]") {
-  const Value v = bencode::decode("d3:sdp3:v=06:result2:oke");
-  REQUIRE(v.isDict());
-  CHECK(v.dict().size() == 2);
-  CHECK(v.find("result")->str() == "ok");
-  CHECK(v.find("sdp")->str() == "v=0");
-  CHECK(bencode::encode(v) == "d6:result2:ok3:sdp3:v=0e");
-}
-
-TEST_CASE("bencode integer limits", "[bencode]") {
-  CHECK(bencode::decode("i9223372036854775807e").integer() == INT64_MAX);
-  CHECK(bencode::decode("i-9223372036854775808e").integer() == INT64_MIN);
-  CHECK(bencode::decode("i0e").integer() == 0);
-  CHECK_THAT(decodeError("i9223372036854775808e"), Catch::Contains("out of range"));
-  CHECK_THAT(decodeError("i-9223372036854775809e"), Catch::Contains("out of range"));
-  CHECK_THAT(decodeError("i99999999999999999999999e"), Catch::Contains("out of range"));
-}
-
-TEST_CASE("bencode rejects malformed input", "[bencode]") {
-  CHECK_THAT(decodeError(""), Catch::Contains("unexpected end"));
-  CHECK_THAT(decodeError("i-0e"), Catch::Contains("negative zero"));
-  CHECK_THAT(decodeError("i03e"), Catch::Contains("leading zero"));
-  CHECK_THAT(decodeError("ie"), Catch::Contains("empty number"));
-  CHECK_THAT(decodeError("i-e"), Catch::Contains("empty number"));
-  CHECK_THAT(decodeError("i+3e"), Catch::Contains("not a digit"));
-  CHECK_THAT(decodeError("i3"), Catch::Contains("missing 'e'"));
-  CHECK_THAT(decodeError("i1.5e"), Catch::Contains("not a digit"));
-  CHECK_THAT(decodeError("5:abc"), Catch::Contains("past the end"));
-  CHECK_THAT(decodeError("03:abc"), Catch::Contains("leading zero"));
-  CHECK_THAT(decodeError("-1:a"), Catch::Contains("unexpected byte"));
-  CHECK_THAT(decodeError("3abc"), Catch::Contains("missing ':'"));
-  CHECK_THAT(decodeError("99999999999999999999999:a"), Catch::Contains("out of range"));
-  CHECK_THAT(decodeError("l"), Catch::Contains("unexpected end"));
-  CHECK_THAT(decodeError("li1e"), Catch::Contains("unexpected end"));
-  CHECK_THAT(decodeError("d1:a"), Catch::Contains("unexpected end"));
-  CHECK_THAT(decodeError("d"), Catch::Contains("unexpected end"));
-  CHECK_THAT(decodeError("di1ei2ee"), Catch::Contains("key is not a string"));
-  CHECK_THAT(decodeError("d1:ai1e1:ai2ee"), Catch::Contains("duplicate"));
-  CHECK_THAT(decodeError("i1ei2e"), Catch::Contains("trailing"));
-  CHECK_THAT(decodeError("4:spam "), Catch::Contains("trailing"));
-  CHECK_THAT(decodeError("x"), Catch::Contains("unexpected byte 0x78"));
-  CHECK_THAT(decodeError("e"), Catch::Contains("unexpected byte"));
-  CHECK_THAT(decodeError("l1:ae1"), Catch::Contains("trailing"));
-  CHECK_THAT(decodeError("d1:ae"), Catch::Contains("unexpected byte"));
-}
-
-TEST_CASE("bencode bounds nesting", "[bencode]") {
-  CHECK_NOTHROW(bencode::decode(std::string(100, 'l') + std::string(100, 'e')));
-  CHECK_THAT(decodeError(std::string(100000, 'l') + std::string(100000, 'e')),
-             Catch::Contains("nested too deeply"));
-}
-
-TEST_CASE("bencode reports a read of the wrong type", "[bencode]") {
-  CHECK_THROWS_AS(Value("x").integer(), bencode::Error);
-  CHECK_THROWS_AS(Value(1).str(), bencode::Error);
-  CHECK_THROWS_AS(Value(1).list(), bencode::Error);
-  CHECK_THROWS_AS(Value(List{}).dict(), bencode::Error);
-}
-
 TEST_CASE("NgClient rejects bad addresses", "[ng]") {
   CHECK_THROWS_AS(NgClient("127.0.0.1"), NgError);
   CHECK_THROWS_AS(NgClient("127.0.0.1:"), NgError);
@@ -179,8 +61,9 @@ class FakeServer {
         const std::string_view msg(buf, static_cast<std::size_t>(n));
         const auto space = msg.find(' ');
         const std::string cookie(msg.substr(0, space));
-        const Value req = bencode::decode(msg.substr(space + 1));
-        for (const std::string& out : reply(cookie, req))
+        absl::StatusOr<Value> req = bencode::decode(msg.substr(space + 1));
+        if (!req.ok()) return;  // the test's checks on what arrived fail
+        for (const std::string& out : reply(cookie, *req))
           sendto(fd_, out.data(), out.size(), 0, reinterpret_cast<sockaddr*>(&from), flen);
       }
     });
@@ -204,7 +87,7 @@ TEST_CASE("NgClient offer/answer/delete against a fake rtpengine", "[ng]") {
     FakeServer server(4, [&](const std::string& cookie, const Value& req) {
       cookies.push_back(cookie);
       requests.push_back(req);
-      const std::string cmd = req.find("command")->str();
+      const std::string cmd = *req.find("command")->str();
       Dict reply{{"result", cmd == "ping" ? "pong" : "ok"}};
       if (cmd == "offer" || cmd == "answer") reply.emplace_back("sdp", "rewritten " + cmd);
       // A stale reply first, which the client must skip.
@@ -246,7 +129,7 @@ TEST_CASE("NgClient reports rtpengine's error-reason", "[ng]") {
 
 TEST_CASE("NgClient rejects a malformed reply", "[ng]") {
   FakeServer server(2, [](const std::string& cookie, const Value& req) {
-    if (req.find("command")->str() == "ping") return std::vector<std::string>{cookie + " d4:resu"};
+    if (*req.find("command")->str() == "ping") return std::vector<std::string>{cookie + " d4:resu"};
     return std::vector<std::string>{cookie + " d3:sdp1:xe"};
   });
   NgClient ng(server.address(), 1000);
