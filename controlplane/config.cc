@@ -233,14 +233,14 @@ const toml::table* section(const toml::table& root, std::string_view name, absl:
 absl::Status apply(const toml::table& root, Config& c) {
   absl::Status st;
   for (const auto& [k, v] : root) {
-    static constexpr std::string_view kTop[] = {"eal",       "dataplane", "neighbor",
-                                                "interface", "sessions",  "dev_netns",
-                                                "grpc",      "http",      "log"};
+    static constexpr std::string_view kTop[] = {"eal",      "dataplane", "neighbor", "interface",
+                                                "sessions", "dev_netns", "grpc",     "http",
+                                                "ng",       "log"};
     if (std::find(std::begin(kTop), std::end(kTop), k.str()) == std::end(kTop))
       return InvalidArgumentError(
           absl::StrCat("config: unknown section '", std::string(k.str()),
                        "' (allowed: eal, dataplane, neighbor, interface, sessions, dev_netns, "
-                       "grpc, http, log)"));
+                       "grpc, http, ng, log)"));
   }
   auto& eal = c.dataplane.eal;
   if (auto* t = section(root, "eal", st)) {
@@ -339,7 +339,7 @@ absl::Status apply(const toml::table& root, Config& c) {
   if (auto* t = section(root, "sessions", st)) {
     Reader r{*t, "sessions"};
     r.only({"port_min", "port_max", "flow_capacity", "no_media_s", "one_sided_s",
-            "offer_unanswered_s", "delete_delay_s"});
+            "offer_unanswered_s", "delete_delay_s", "max_sessions", "max_load"});
     auto& s = c.sessions;
     r.num("port_min", s.port_min, 1, 65534);
     r.num("port_max", s.port_max, 2, 65535);
@@ -348,6 +348,8 @@ absl::Status apply(const toml::table& root, Config& c) {
     r.num("one_sided_s", s.one_sided_s, 0, 86400);
     r.num("offer_unanswered_s", s.offer_unanswered_s, 0, 86400);
     r.num("delete_delay_s", s.delete_delay_s, 0, 3600);
+    r.num("max_sessions", s.max_sessions, 0, 100000000);
+    r.num("max_load", s.max_load, 0, 100000);
     if (!r.status.ok()) return r.status;
   }
   // Checked whether or not the section is present: an override may have moved one bound.
@@ -374,6 +376,12 @@ absl::Status apply(const toml::table& root, Config& c) {
     Reader r{*t, "grpc"};
     r.only({"listen"});
     r.str("listen", c.grpc_listen);
+    if (!r.status.ok()) return r.status;
+  }
+  if (auto* t = section(root, "ng", st)) {
+    Reader r{*t, "ng"};
+    r.only({"listen"});
+    r.str("listen", c.ng_listen);
     if (!r.status.ok()) return r.status;
   }
   if (auto* t = section(root, "http", st)) {
@@ -503,7 +511,9 @@ std::string toToml(const Config& c) {
                        {"no_media_s", int64_t(s.no_media_s)},
                        {"one_sided_s", int64_t(s.one_sided_s)},
                        {"offer_unanswered_s", int64_t(s.offer_unanswered_s)},
-                       {"delete_delay_s", int64_t(s.delete_delay_s)}};
+                       {"delete_delay_s", int64_t(s.delete_delay_s)},
+                       {"max_sessions", int64_t(s.max_sessions)},
+                       {"max_load", int64_t(s.max_load)}};
   toml::table dev{{"enabled", c.dev_netns.enabled},
                   {"namespace", c.dev_netns.ns},
                   {"host_ifname", c.dev_netns.host_ifname},
@@ -535,6 +545,7 @@ std::string toToml(const Config& c) {
       {"dev_netns", dev},
       {"grpc", toml::table{{"listen", c.grpc_listen}}},
       {"http", toml::table{{"listen", c.http_listen}}},
+      {"ng", toml::table{{"listen", c.ng_listen}}},
       {"log", toml::table{{"level", c.log_level}}},
   };
   std::stringstream ss;

@@ -35,6 +35,10 @@ struct SessionsConfig {
   uint32_t one_sided_s = 60;          // packets from one side only for this long (event only)
   uint32_t offer_unanswered_s = 120;  // an offer that never got an answer
   uint32_t delete_delay_s = 0;
+  // Load limits on new calls (0 = none): past them an offer for a new call is refused with
+  // "load limit" (NG) / UNAVAILABLE (gRPC), so a softswitch tries another node.
+  uint32_t max_sessions = 0;
+  uint32_t max_load = 0;  // 1-minute load average x 100 (rtpengine's load-limit)
 };
 
 // Per [[interface]] session settings the dataplane does not need: the addresses written into
@@ -52,6 +56,8 @@ struct Config {
   DevNetnsConfig dev_netns;
   std::string grpc_listen = "127.0.0.1:50051";
   std::string http_listen = "127.0.0.1:9911";
+  // rtpengine's NG control protocol (bencode over UDP), for Kamailio/OpenSIPS; "" = off.
+  std::string ng_listen = "127.0.0.1:2223";
   std::string log_level = "info";
 };
 

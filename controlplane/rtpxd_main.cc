@@ -14,6 +14,7 @@
 #include "controlplane/config.h"
 #include "controlplane/control_server.h"
 #include "controlplane/dev_netns.h"
+#include "controlplane/ng/ng_server.h"
 #include "controlplane/session_manager.h"
 #include "controlplane/session_service.h"
 #include "dataplane/dataplane.h"
@@ -124,6 +125,14 @@ int main(int argc, char** argv) {
           rc = fail(st);
           g_stop.store(true);
         }
+        // rtpengine's NG protocol for Kamailio / OpenSIPS, onto the same session manager.
+        rtpx::ng::NgCommands ng_commands(sm);
+        rtpx::ng::NgServer ng(ng_commands);
+        if (rc == 0 && !cfg->ng_listen.empty())
+          if (auto st = ng.start(cfg->ng_listen); !st.ok()) {
+            rc = fail(st);
+            g_stop.store(true);
+          }
         // Session timeouts and media start, evaluated a few times a second.
         std::thread ticker([&sm, &session_service] {
           pthread_setname_np(pthread_self(), "rtpx-sessions");
@@ -137,6 +146,7 @@ int main(int argc, char** argv) {
         d.run(g_stop, [&control](bool ready) { control.setServing(ready); });
         spdlog::info("shutting down");
         ticker.join();
+        ng.stop();
         control.stop();
         sm.closeSubscriptions();
       }

@@ -5,6 +5,7 @@
 #include <time.h>
 
 #include <algorithm>
+#include <charconv>
 #include <functional>
 #include <type_traits>
 #include <utility>
@@ -81,26 +82,62 @@ uint32_t clockRateOf(const sdp::MediaSection& m) {
   return staticClockRate(formats.front());
 }
 
-// One leg's view of one m= line.
-struct LegSide {
-  Endpoint rtp;               // where the leg receives RTP (from its SDP); unknown until it arrives
-  Endpoint rtcp;              // where it receives RTCP (= rtp under rtcp-mux)
-  FlowId rtp_flow = kNoFlow;  // packets from this leg, keyed at `port`
-  FlowId rtcp_flow = kNoFlow;  // keyed at `port + 1`
-  uint32_t clock_rate = 8000;  // of what this leg sends
-  uint16_t port = 0;           // rtpx RTP port shown to this leg (RTCP: + 1); 0 = none
-  sdp::Direction direction = sdp::Direction::kSendRecv;
+// One codec of an m= line, as its SDP described it (parsed once, for transcoding later).
+struct Codec {
+  uint8_t payload_type = 0;
+  uint8_t channels = 1;
+  uint32_t clock_rate = 0;
+  std::string name;  // from a=rtpmap; empty for a static type without one
+  std::string fmtp;  // a=fmtp parameters, if any
+
+  bool operator==(const Codec& o) const = default;
+};
+
+// Crypto, DTLS and ICE attributes of one m= line, for the SRTP/WebRTC work that builds on
+// them. Immutable once read, so drafts of a call share them; absent when the SDP has none.
+struct SecurityAttrs {
+  std::vector<std::string> crypto;  // raw a=crypto values (RFC 4568)
+  std::string fingerprint;          // a=fingerprint (RFC 8122), media or session level
+  std::string setup;                // a=setup (RFC 4145)
+  std::string ice_ufrag, ice_pwd;
+  std::vector<std::string> ice_candidates;
+};
+
+// What one leg's SDP says about one m= line.
+struct LegMedia {
   bool seen = false;  // the leg's SDP for this m= line arrived
-  bool mux = false;   // ... and it had a=rtcp-mux
+  bool mux = false;   // a=rtcp-mux
+  sdp::Direction direction = sdp::Direction::kSendRecv;
+  uint32_t clock_rate = 8000;  // of the first (preferred) format
+  float ptime_ms = 0;          // a=ptime; 0 = none
+  Endpoint rtp;                // where the leg receives RTP; unknown for hold (0.0.0.0) or port 0
+  Endpoint rtcp;               // where it receives RTCP (= rtp under rtcp-mux)
+  std::string proto;           // RTP/AVP, RTP/SAVPF, UDP/TLS/RTP/SAVPF, udptl, ...
+  std::vector<Codec> codecs;   // RTP payload types, in m= line order
+  std::shared_ptr<const SecurityAttrs> security;
+};
+
+// The compiled view of one m= line that flows are made from: per side, the ports rtpx shows
+// it, its flows, and what the leg on that side said in its SDP.
+struct SideView {
+  Endpoint rtp;
+  Endpoint rtcp;
+  FlowId rtp_flow = kNoFlow;   // packets from this side, keyed at `port`
+  FlowId rtcp_flow = kNoFlow;  // keyed at `port + 1`
+  uint32_t clock_rate = 8000;  // of what this side sends
+  uint16_t port = 0;           // rtpx RTP port shown to this side (RTCP: + 1); 0 = none
+  sdp::Direction direction = sdp::Direction::kSendRecv;
+  bool seen = false;
+  bool mux = false;
 
   bool muxOrUnknown() const { return seen ? mux : true; }
   bool sendsMedia() const { return seen ? sends(direction) : true; }
   bool receivesMedia() const { return seen ? receives(direction) : true; }
 };
 
-struct Media {
-  std::string type;  // m= media
-  LegSide side[2];
+struct MediaView {
+  std::string type;
+  SideView side[2];
 
   bool active() const { return side[0].port != 0; }
   // RFC 5761 section 5.1.1: muxed only if both offered/accepted it (an unknown answer is
@@ -108,17 +145,41 @@ struct Media {
   bool mux() const { return side[0].muxOrUnknown() && side[1].muxOrUnknown(); }
 };
 
+// The rtpx ports one side of an m= line is shown, and the flows keyed at them.
+struct SidePorts {
+  uint16_t port = 0;  // 0 = none (m= line inactive)
+  FlowId rtp_flow = kNoFlow;
+  FlowId rtcp_flow = kNoFlow;
+};
+
+struct Media {
+  std::string type;  // m= media
+  SidePorts side[2];
+
+  bool active() const { return side[0].port != 0; }
+};
+
+struct Leg {
+  std::string tag;
+  std::string label;
+  std::string via_branch;
+  std::vector<LegMedia> media;  // by m= line; shorter than the call's until its SDP arrives
+};
+
 }  // namespace
 
 struct SessionManager::Call {
   std::string id;
-  std::string tag[2];
+  std::vector<Leg> legs;       // the first offerer first; answering branches after it
+  int side_leg[2] = {-1, -1};  // index in legs of each side's leg
   uint8_t iface[2] = {0, 0};
-  uint8_t slot[2] = {0, 0};  // address slot of each leg on its interface
+  uint8_t slot[2] = {0, 0};  // address slot of each side on its interface
   IpAddr::Family family[2] = {IpAddr::Family::kNone, IpAddr::Family::kNone};
   CallState state = CallState::kOffered;
-  int8_t pending_offerer = -1;  // leg whose offer waits for an answer
-  int8_t delete_leg = -1;       // postponed delete: -1 the whole call, else that leg
+  int8_t pending_offerer = -1;  // side whose offer waits for an answer
+  int8_t last_offerer = -1;     // side that made the latest offer
+  // A postponed delete: empty, the whole call; else the tags of the branches it ends.
+  std::vector<std::string> delete_tags;
   bool media_started = false;
   bool one_sided_reported = false;
   std::vector<Media> media;
@@ -128,18 +189,49 @@ struct SessionManager::Call {
   uint64_t delete_at_ns = 0;
   uint64_t next_check_ns = 0;
   std::optional<uint64_t> timer;      // its key in timers_, if it is there
-  uint64_t packets_from[2] = {0, 0};  // received from each leg, at the last check
-  uint64_t active_ns[2] = {0, 0};     // last check that saw packets_from[leg] grow
+  uint64_t packets_from[2] = {0, 0};  // received from each side, at the last check
+  uint64_t active_ns[2] = {0, 0};     // last check that saw packets_from[side] grow
 
-  int legOf(std::string_view tag_value) const {
-    if (!tag[0].empty() && tag[0] == tag_value) return 0;
-    if (!tag[1].empty() && tag[1] == tag_value) return 1;
+  int findLeg(std::string_view tag_value) const {
+    for (std::size_t i = 0; i < legs.size(); ++i)
+      if (legs[i].tag == tag_value) return static_cast<int>(i);
     return -1;
   }
+  int sideOf(int leg) const {
+    if (leg < 0) return -1;
+    return side_leg[0] == leg ? 0 : side_leg[1] == leg ? 1 : -1;
+  }
+  const std::string& sideTag(int side) const {
+    static const std::string kNone;
+    return side_leg[side] >= 0 ? legs[side_leg[side]].tag : kNone;
+  }
   std::string legList() const {
-    std::string s = cat("'", tag[0], "'");
-    if (!tag[1].empty()) s += cat(", '", tag[1], "'");
+    std::string s;
+    for (const Leg& l : legs) s += cat(s.empty() ? "'" : ", '", l.tag, "'");
     return s;
+  }
+  // The flows' view: ports and flows of each side, with what the leg on that side said.
+  std::vector<MediaView> views() const {
+    std::vector<MediaView> out(media.size());
+    for (std::size_t i = 0; i < media.size(); ++i) {
+      out[i].type = media[i].type;
+      for (int x = 0; x < 2; ++x) {
+        SideView& v = out[i].side[x];
+        v.port = media[i].side[x].port;
+        v.rtp_flow = media[i].side[x].rtp_flow;
+        v.rtcp_flow = media[i].side[x].rtcp_flow;
+        if (side_leg[x] < 0 || i >= legs[side_leg[x]].media.size()) continue;
+        const LegMedia& lm = legs[side_leg[x]].media[i];
+        if (!lm.seen) continue;
+        v.seen = true;
+        v.rtp = lm.rtp;
+        v.rtcp = lm.rtcp;
+        v.clock_rate = lm.clock_rate;
+        v.direction = lm.direction;
+        v.mux = lm.mux;
+      }
+    }
+    return out;
   }
 };
 
@@ -193,23 +285,67 @@ absl::StatusOr<SdpFacts> examine(const sdp::SessionDescription& sd, std::string_
   return f;
 }
 
-// Fills a leg's side of one m= line from its SDP.
-void readSide(const sdp::SessionDescription& sd, std::size_t i, LegSide& side) {
+// What one m= line of a leg's SDP says. Without trust_address, the address the signaling saw
+// the request come from replaces the SDP's (same family only), keeping the SDP's ports.
+LegMedia readLegMedia(const sdp::SessionDescription& sd, std::size_t i,
+                      const RewriteOptions& options) {
   const sdp::MediaSection& m = sd.media(i);
+  LegMedia lm;
+  lm.seen = true;
   const std::optional<sdp::Connection> c = sd.effectiveConnection(i);
-  const std::string address = c ? c->address : std::string();
-  side.seen = true;
-  side.mux = m.rtcpMux();
-  side.direction = sd.effectiveDirection(i);
-  side.clock_rate = clockRateOf(m);
-  side.rtp = sdpEndpoint(address, m.port());
+  std::string address = c ? c->address : std::string();
+  if (!options.trust_address && options.received_from && c &&
+      options.received_from->family == familyOf(c->address_type))
+    address = options.received_from->toString();
+  lm.mux = m.rtcpMux();
+  lm.direction = sd.effectiveDirection(i);
+  lm.clock_rate = clockRateOf(m);
+  lm.proto = std::string(m.proto());
+  lm.rtp = sdpEndpoint(address, m.port());
   // Where RTCP goes when it is not muxed; also kept for rtcp-mux offers, since the answer may
   // decline mux (RFC 5761 section 5.1.1).
   if (std::optional<sdp::Rtcp> r = m.rtcp()) {
-    side.rtcp = sdpEndpoint(r->connection ? r->connection->address : address, r->port);
+    lm.rtcp = sdpEndpoint(r->connection && options.trust_address ? r->connection->address : address,
+                          r->port);
   } else {
-    side.rtcp = m.port() < 65535 ? sdpEndpoint(address, m.port() + 1) : Endpoint{};
+    lm.rtcp = m.port() < 65535 ? sdpEndpoint(address, m.port() + 1) : Endpoint{};
   }
+  for (const std::string& pt : m.formats()) {
+    unsigned value = 0;
+    const auto [end, ec] = std::from_chars(pt.data(), pt.data() + pt.size(), value);
+    if (ec != std::errc() || end != pt.data() + pt.size() || value > 127) continue;  // not RTP
+    Codec codec;
+    codec.payload_type = static_cast<uint8_t>(value);
+    if (std::optional<sdp::Rtpmap> map = m.rtpmap(pt)) {
+      codec.name = map->encoding_name;
+      codec.clock_rate = map->clock_rate;
+      codec.channels = static_cast<uint8_t>(std::min<uint32_t>(map->channels.value_or(1), 255));
+    } else {
+      codec.clock_rate = staticClockRate(pt);
+    }
+    if (std::vector<std::string> f = m.fmtp(pt); !f.empty()) codec.fmtp = f.front();
+    lm.codecs.push_back(std::move(codec));
+  }
+  lm.ptime_ms = static_cast<float>(m.ptime().value_or(0));
+  SecurityAttrs sec;
+  sec.crypto = m.cryptos();
+  if (std::vector<std::string> f = m.attributes("fingerprint"); !f.empty()) {
+    sec.fingerprint = f.front();
+  } else {
+    for (const sdp::Line& l : sd.sessionLines())  // RFC 8122: session level applies to all
+      if (l.type == 'a' && l.value.rfind("fingerprint:", 0) == 0)
+        sec.fingerprint = l.value.substr(12);
+  }
+  if (std::vector<std::string> f = m.attributes("setup"); !f.empty()) sec.setup = f.front();
+  const sdp::IceAttributes ice = m.ice();
+  const sdp::IceAttributes session_ice = sd.ice();
+  sec.ice_ufrag = ice.ufrag.value_or(session_ice.ufrag.value_or(""));
+  sec.ice_pwd = ice.pwd.value_or(session_ice.pwd.value_or(""));
+  sec.ice_candidates = ice.candidates;
+  if (!sec.crypto.empty() || !sec.fingerprint.empty() || !sec.setup.empty() ||
+      !sec.ice_ufrag.empty() || !sec.ice_candidates.empty())
+    lm.security = std::make_shared<const SecurityAttrs>(std::move(sec));
+  return lm;
 }
 
 // Rewrites one active m= line of an SDP going to a leg that is shown rtpx port `port`. The
@@ -487,10 +623,10 @@ bool hasFamily(const SessionInterface& i, IpAddr::Family f) {
 }
 
 // Direction x→y of `m`: RTP (rtcp = false) or the separate RTCP port.
-FlowSpec flowSpec(const Sides& s, const Media& m, int x, bool rtcp) {
+FlowSpec flowSpec(const Sides& s, const MediaView& m, int x, bool rtcp) {
   const int y = 1 - x;
-  const LegSide& from = m.side[x];
-  const LegSide& to = m.side[y];
+  const SideView& from = m.side[x];
+  const SideView& to = m.side[y];
   FlowSpec f;
   f.ingress_port = s.iface[x]->port_id;
   f.local = Endpoint{localAddr(*s.iface[x], s.family[x], s.slot[x]),
@@ -512,8 +648,8 @@ FlowSpec flowSpec(const Sides& s, const Media& m, int x, bool rtcp) {
 // Fallible steps (adds, pairs) come first and are undone on failure, so an error leaves the
 // table as it was; updates of existing flows cannot fail short of a bug. On success `next`
 // holds the flow ids and `removed` the ids the caller removes once it commits.
-absl::Status syncFlows(FlowTable& table, const Sides& sides, const std::vector<Media>& prev,
-                       std::vector<Media>& next, std::vector<FlowId>& removed) {
+absl::Status syncFlows(FlowTable& table, const Sides& sides, const std::vector<MediaView>& prev,
+                       std::vector<MediaView>& next, std::vector<FlowId>& removed) {
   struct Added {
     std::size_t media;
     int leg;
@@ -532,7 +668,7 @@ absl::Status syncFlows(FlowTable& table, const Sides& sides, const std::vector<M
   };
   // 1. New flows.
   for (std::size_t i = 0; i < next.size(); ++i) {
-    Media& m = next[i];
+    MediaView& m = next[i];
     if (!m.active()) continue;
     const bool want_rtcp = !m.mux();
     for (int x = 0; x < 2; ++x) {
@@ -564,8 +700,8 @@ absl::Status syncFlows(FlowTable& table, const Sides& sides, const std::vector<M
   }
   // 2. Changed flows, and 3. flows no longer wanted.
   for (std::size_t i = 0; i < next.size(); ++i) {
-    Media& m = next[i];
-    const Media* old = i < prev.size() && prev[i].active() ? &prev[i] : nullptr;
+    MediaView& m = next[i];
+    const MediaView* old = i < prev.size() && prev[i].active() ? &prev[i] : nullptr;
     const bool want_rtcp = m.active() && !m.mux();
     for (int x = 0; x < 2; ++x) {
       for (bool rtcp : {false, true}) {
@@ -647,10 +783,80 @@ void SessionManager::closeSubscriptions() {
   subscribers_.clear();
 }
 
+namespace {
+
+// A port of one side: interface, address slot, port.
+struct PortRef {
+  uint8_t iface;
+  uint8_t slot;
+  uint16_t port;
+};
+
+// What negotiate() reads from an SDP, outside the session lock.
+struct Negotiated {
+  sdp::SessionDescription sd;
+  SdpFacts facts;
+  std::vector<LegMedia> media;  // by m= line
+};
+
+absl::StatusOr<Negotiated> negotiate(std::string_view text, std::string_view what,
+                                     const RewriteOptions& options) {
+  absl::StatusOr<sdp::SessionDescription> parsed = sdp::parse(text);
+  if (!parsed.ok()) return parsed.status();
+  absl::StatusOr<SdpFacts> facts = examine(*parsed, what);
+  if (!facts.ok()) return facts.status();
+  if (options.media_address && facts->family != IpAddr::Family::kNone &&
+      options.media_address->family == IpAddr::Family::kNone)
+    return absl::InvalidArgumentError("media address is not an IPv4 or IPv6 address");
+  Negotiated n{*std::move(parsed), *facts, {}};
+  n.media.reserve(n.sd.mediaCount());
+  for (std::size_t i = 0; i < n.sd.mediaCount(); ++i)
+    n.media.push_back(readLegMedia(n.sd, i, options));
+  return n;
+}
+
+// What render() writes: rtpx's address and, per m= line, the port (0: rejected / disabled).
+struct RenderPlan {
+  std::string address;
+  std::vector<uint16_t> ports;
+};
+
+absl::StatusOr<std::string> render(sdp::SessionDescription& sd, const RenderPlan& plan,
+                                   const RewriteOptions& options, std::string_view what) {
+  const std::string address =
+      options.media_address ? options.media_address->toString() : plan.address;
+  absl::Status st = sd.setAllConnectionAddresses(address);
+  for (std::size_t i = 0; i < plan.ports.size() && st.ok(); ++i) {
+    if (plan.ports[i] != 0)
+      st = rewriteMediaPorts(sd.media(i), plan.ports[i]);
+    else
+      sd.media(i).setPort(0);
+  }
+  if (st.ok() && options.replace_origin) st = sd.setOriginAddress(address, false);
+  if (!st.ok()) return absl::InternalError(cat("rewriting the ", what, ": ", st.message()));
+  if (!options.keep_ice) sd.removeIceAttributes();
+  return sd.serialize();
+}
+
+}  // namespace
+
+// A draft of a call's next state, and what goes with committing it.
+struct SessionManager::Commit {
+  std::unique_ptr<Call> draft;
+  std::vector<PortRef> allocated;  // taken for the draft: given back if the commit fails
+  std::vector<PortRef> released;   // the draft no longer uses: given back once it commits
+  struct Event {
+    SessionEvent::Type type;
+    SessionEvent::Reason reason;
+    std::string from, to;
+  };
+  std::vector<Event> events;
+};
+
 void SessionManager::requestResolve(const Call& call) {
   if (!resolver_) return;
   std::vector<std::pair<uint16_t, IpAddr>> asked;
-  for (const Media& m : call.media) {
+  for (const MediaView& m : call.views()) {
     if (!m.active()) continue;
     for (int x = 0; x < 2; ++x) {
       const SessionInterface& i = interfaces_[call.iface[x]];
@@ -671,6 +877,70 @@ void SessionManager::requestResolve(const Call& call) {
   }
 }
 
+absl::Status SessionManager::loadLimit() const {
+  if (cfg_.max_sessions != 0 && calls_.size() >= cfg_.max_sessions)
+    return absl::UnavailableError(cat("load limit: ", calls_.size(),
+                                      " calls (sessions.max_sessions = ", cfg_.max_sessions,
+                                      "); try another node"));
+  if (cfg_.max_load != 0) {
+    double avg[1];
+    if (getloadavg(avg, 1) == 1 && avg[0] * 100 >= cfg_.max_load)
+      return absl::UnavailableError(cat("load limit: load average ", static_cast<int>(avg[0] * 100),
+                                        "/100 (sessions.max_load = ", cfg_.max_load,
+                                        "); try another node"));
+  }
+  return absl::OkStatus();
+}
+
+// The one funnel through which every change of a call goes: flows follow the draft, then the
+// draft replaces the call, its events go out, freed ports return and next hops are resolved.
+// HA replication hooks in here. On error nothing changed (the draft's new ports are returned).
+absl::StatusOr<SessionManager::Call*> SessionManager::commit(Call* existing, Commit c,
+                                                             uint64_t now) {
+  Call& draft = *c.draft;
+  const std::vector<MediaView> prev = existing ? existing->views() : std::vector<MediaView>{};
+  std::vector<MediaView> next = draft.views();
+  std::vector<FlowId> removed;
+  const Sides sides = sidesOf(interfaces_, draft.iface, draft.family, draft.slot);
+  if (absl::Status st = syncFlows(flows_, sides, prev, next, removed); !st.ok()) {
+    for (const PortRef& p : c.allocated)
+      if (absl::Status r = ports_[p.iface][p.slot].release(p.port); !r.ok())
+        spdlog::error("sessions: BUG: {}", std::string(r.message()));
+    if (st.code() == absl::StatusCode::kResourceExhausted)
+      return absl::ResourceExhaustedError(
+          cat("flow table full (", flows_.size(), " of ", flows_.capacity(),
+              " flows; raise sessions.flow_capacity): ", st.message()));
+    return st;
+  }
+  for (std::size_t i = 0; i < draft.media.size(); ++i)
+    for (int x = 0; x < 2; ++x) {
+      draft.media[i].side[x].rtp_flow = next[i].side[x].rtp_flow;
+      draft.media[i].side[x].rtcp_flow = next[i].side[x].rtcp_flow;
+    }
+  draft.timer.reset();
+  Call* call = c.draft.get();
+  if (existing != nullptr) {
+    unschedule(*existing);
+    auto node = calls_.extract(std::string_view(existing->id));
+    node.key() = std::string_view(call->id);
+    node.mapped() = std::move(c.draft);  // frees the old state
+    calls_.insert(std::move(node));
+  } else {
+    calls_.emplace(std::string_view(call->id), std::move(c.draft));
+  }
+  schedule(*call);
+  for (const Commit::Event& e : c.events) emit(e.type, e.reason, *call, e.from, e.to, now);
+  if (!removed.empty())
+    if (absl::Status st = flows_.remove(removed); !st.ok())
+      spdlog::error("sessions: BUG: removing {} flows: {}", removed.size(),
+                    std::string(st.message()));
+  for (const PortRef& p : c.released)
+    if (absl::Status st = ports_[p.iface][p.slot].release(p.port); !st.ok())
+      spdlog::error("sessions: BUG: {}", std::string(st.message()));
+  requestResolve(*call);
+  return call;
+}
+
 absl::StatusOr<std::string> SessionManager::offer(std::string_view call_id,
                                                   std::string_view from_tag, std::string_view sdp,
                                                   const OfferOptions& options) {
@@ -688,223 +958,175 @@ absl::StatusOr<std::string> SessionManager::offer(std::string_view call_id,
   }
   if (options.answerer.family && *options.answerer.family == IpAddr::Family::kNone)
     return absl::InvalidArgumentError("answerer address family must be IPv4 or IPv6");
-  absl::StatusOr<sdp::SessionDescription> parsed = sdp::parse(sdp);
-  if (!parsed.ok()) return parsed.status();
-  sdp::SessionDescription& sd = *parsed;
-  absl::StatusOr<SdpFacts> facts = examine(sd, "offer");
-  if (!facts.ok()) return facts.status();
+  absl::StatusOr<Negotiated> neg = negotiate(sdp, "offer", options);
+  if (!neg.ok()) return neg.status();
+  sdp::SessionDescription& sd = neg->sd;
+  const SdpFacts& facts = neg->facts;
 
-  std::lock_guard lk(mu_);
-  const uint64_t now = clock_();
-  auto it = calls_.find(call_id);
-  std::unique_ptr<Call> fresh;
-  Call* call = nullptr;
-  int x = 0;
-  if (it == calls_.end()) {
-    fresh = std::make_unique<Call>();
-    fresh->id = std::string(call_id);
-    fresh->tag[0] = std::string(from_tag);
-    call = fresh.get();
-  } else {
-    call = it->second.get();
-    x = call->legOf(from_tag);
-    if (x < 0)
-      return absl::NotFoundError(cat("call '", call_id, "' has no leg with tag '", from_tag,
-                                     "' (legs: ", call->legList(), ")"));
-    if (call->pending_offerer == 1 - x)
-      return absl::FailedPreconditionError(
-          cat("call '", call_id, "': the offer of leg '", call->tag[1 - x],
-              "' is waiting for an answer; answer it before offering from '", from_tag, "'"));
-  }
-  const int y = 1 - x;
-  const std::size_t n = sd.mediaCount();
-  if (n < call->media.size())
-    return absl::InvalidArgumentError(
-        cat("offer has ", n, " m= lines but the session has ", call->media.size(),
-            " (RFC 3264 section 8: m= lines are never removed; set a port of 0 to disable one)"));
-
-  // Interfaces and address families of both legs.
-  uint8_t iface[2] = {call->iface[0], call->iface[1]};
-  IpAddr::Family family[2] = {call->family[0], call->family[1]};
-  auto pick = [&](const std::string& name, IpAddr::Family fam, std::string_view leg,
-                  uint8_t& out) -> absl::Status {
-    for (std::size_t i = 0; i < interfaces_.size(); ++i) {
-      if (!name.empty() && interfaces_[i].name != name) continue;
-      if (!hasFamily(interfaces_[i], fam)) continue;
-      out = static_cast<uint8_t>(i);
-      return absl::OkStatus();
-    }
-    return absl::InvalidArgumentError(
-        name.empty()
-            ? cat("no interface has an ", familyName(fam), " address for the ", leg,
-                  " (configure one on an [[interface]], or choose another address family)")
-            : cat("interface '", name, "' has no ", familyName(fam), " address for the ", leg));
-  };
-  const IpAddr::Family offer_family =
-      facts->family != IpAddr::Family::kNone
-          ? facts->family
-          : (family[x] != IpAddr::Family::kNone ? family[x] : IpAddr::Family::kV4);
-  if (family[x] == IpAddr::Family::kNone) {
-    if (absl::Status st = pick(options.offerer_interface, offer_family, "offerer", iface[x]);
-        !st.ok())
-      return st;
-    family[x] = offer_family;
-  } else {
-    if (offer_family != family[x])
-      return absl::InvalidArgumentError(cat("offer from '", from_tag, "' uses ",
-                                            familyName(offer_family),
-                                            " but this leg was set up with ", familyName(family[x]),
-                                            "; a leg's address family cannot change"));
-    if (!options.offerer_interface.empty() &&
-        options.offerer_interface != interfaces_[iface[x]].name)
-      return absl::InvalidArgumentError(cat("leg '", from_tag, "' uses interface ",
-                                            interfaces_[iface[x]].name, "; it cannot change"));
-  }
-  if (family[y] == IpAddr::Family::kNone) {
-    const IpAddr::Family fam = options.answerer.family.value_or(family[x]);
-    if (absl::Status st = pick(options.answerer.interface, fam, "answerer", iface[y]); !st.ok())
-      return st;
-    family[y] = fam;
-  } else {
-    if (options.answerer.family && *options.answerer.family != family[y])
-      return absl::InvalidArgumentError(cat("the other leg of call '", call_id, "' uses ",
-                                            familyName(family[y]),
-                                            "; its address family cannot change in a re-offer"));
-    if (!options.answerer.interface.empty() &&
-        options.answerer.interface != interfaces_[iface[y]].name)
-      return absl::InvalidArgumentError(cat("the other leg of call '", call_id, "' uses interface ",
-                                            interfaces_[iface[y]].name,
-                                            "; it cannot change in a re-offer"));
-  }
-
-  // The address slot of each new leg: the first of its family on its interface with a free
-  // pair for every m= line that needs one (both legs on one slot need twice as many).
-  uint8_t slot[2] = {call->slot[0], call->slot[1]};
-  std::size_t needed = 0;
-  for (std::size_t i = 0; i < n; ++i)
-    if (sd.media(i).port() != 0 && !(i < call->media.size() && call->media[i].active())) ++needed;
-  const bool new_leg[2] = {call->family[0] == IpAddr::Family::kNone,
-                           call->family[1] == IpAddr::Family::kNone};
-  for (int leg : {x, y}) {
-    if (!new_leg[leg] || needed == 0) continue;
-    const std::size_t count = addressCount(interfaces_[iface[leg]], family[leg]);
-    std::size_t s = 0;
-    for (; s < count; ++s) {
-      const int other = 1 - leg;
-      const bool shared =
-          leg == y && new_leg[other] && iface[other] == iface[leg] && slot[other] == s;
-      if (ports_[iface[leg]][s].available() >= needed * (shared ? 2 : 1)) break;
-    }
-    if (s == count)
-      return absl::ResourceExhaustedError(cat(
-          "interface ", interfaces_[iface[leg]].name, ": none of its ", count, " ",
-          familyName(family[leg]), " addresses has ", needed, " free media port pair(s) for the ",
-          leg == x ? "offerer" : "answerer", " (ports ", cfg_.port_min, "-", cfg_.port_max,
-          " per address; add addresses or widen the range)"));
-    slot[leg] = static_cast<uint8_t>(s);
-  }
-
-  // The new media state: existing m= lines keep their ports; new or re-enabled ones get ports
-  // on both legs; disabled ones (port 0) lose theirs.
-  std::vector<Media> next = call->media;
-  next.resize(n);
-  struct Allocated {
-    uint8_t iface;
-    uint8_t slot;
-    uint16_t port;
-  };
-  std::vector<Allocated> allocated;
-  auto releaseAllocated = [&] {
-    for (const Allocated& a : allocated)
-      if (absl::Status st = ports_[a.iface][a.slot].release(a.port); !st.ok())
-        spdlog::error("sessions: BUG: {}", std::string(st.message()));
-  };
-  std::vector<Allocated> to_release;  // ports of disabled m= lines, freed after commit
-  for (std::size_t i = 0; i < n; ++i) {
-    const sdp::MediaSection& ms = sd.media(i);
-    Media& m = next[i];
-    if (ms.port() == 0) {
-      if (m.active())
-        for (int leg = 0; leg < 2; ++leg)
-          to_release.push_back({iface[leg], slot[leg], m.side[leg].port});
-      // Keep the flow ids so sync() removes them; forget everything else.
-      Media disabled;
-      disabled.type = std::string(ms.media());
-      for (int leg = 0; leg < 2; ++leg) {
-        disabled.side[leg].rtp_flow = m.side[leg].rtp_flow;
-        disabled.side[leg].rtcp_flow = m.side[leg].rtcp_flow;
+  RenderPlan plan;
+  {
+    std::lock_guard lk(mu_);
+    const uint64_t now = clock_();
+    auto it = calls_.find(call_id);
+    Call* existing = it == calls_.end() ? nullptr : it->second.get();
+    Commit c;
+    int x = 0;  // the offerer's side
+    if (existing == nullptr) {
+      if (absl::Status st = loadLimit(); !st.ok()) return st;
+      c.draft = std::make_unique<Call>();
+      c.draft->id = std::string(call_id);
+      c.draft->legs.push_back(Leg{std::string(from_tag), {}, {}, {}});
+      c.draft->side_leg[0] = 0;
+      c.draft->created_ns = now;
+      c.draft->offered_ns = now;
+      c.events.push_back(
+          {SessionEvent::Type::kCreated, SessionEvent::Reason::kNone, std::string(from_tag), ""});
+    } else {
+      c.draft = std::make_unique<Call>(*existing);
+      Call& d = *c.draft;
+      const int leg = d.findLeg(from_tag);
+      if (leg < 0)
+        return absl::NotFoundError(cat("call '", call_id, "' has no leg with tag '", from_tag,
+                                       "' (legs: ", d.legList(), ")"));
+      x = d.sideOf(leg);
+      if (x < 0) {  // a branch media did not flow to re-offers: the call continues with it
+        x = 1;
+        d.side_leg[1] = leg;
       }
-      m = std::move(disabled);
-      continue;
+      if (x == 0 && !options.to_tag.empty()) {  // names the branch the call continues with
+        const int other = d.findLeg(options.to_tag);
+        if (other >= 0 && other != d.side_leg[0]) d.side_leg[1] = other;
+      }
     }
-    if (!m.active()) {
-      m = Media{};
-      for (int leg = 0; leg < 2; ++leg) {
-        absl::StatusOr<uint16_t> p = ports_[iface[leg]][slot[leg]].allocate();
+    Call& d = *c.draft;
+    const int y = 1 - x;
+    const std::size_t n = sd.mediaCount();
+    if (n < d.media.size())
+      return absl::InvalidArgumentError(
+          cat("offer has ", n, " m= lines but the session has ", d.media.size(),
+              " (RFC 3264 section 8: m= lines are never removed; set a port of 0 to disable one)"));
+
+    // Interfaces and address families of both sides.
+    auto pick = [&](const std::string& name, IpAddr::Family fam, std::string_view leg,
+                    uint8_t& out) -> absl::Status {
+      for (std::size_t i = 0; i < interfaces_.size(); ++i) {
+        if (!name.empty() && interfaces_[i].name != name) continue;
+        if (!hasFamily(interfaces_[i], fam)) continue;
+        out = static_cast<uint8_t>(i);
+        return absl::OkStatus();
+      }
+      return absl::InvalidArgumentError(
+          name.empty()
+              ? cat("no interface has an ", familyName(fam), " address for the ", leg,
+                    " (configure one on an [[interface]], or choose another address family)")
+              : cat("interface '", name, "' has no ", familyName(fam), " address for the ", leg));
+    };
+    const bool new_side[2] = {d.family[0] == IpAddr::Family::kNone,
+                              d.family[1] == IpAddr::Family::kNone};
+    const IpAddr::Family offer_family =
+        facts.family != IpAddr::Family::kNone
+            ? facts.family
+            : (d.family[x] != IpAddr::Family::kNone ? d.family[x] : IpAddr::Family::kV4);
+    if (new_side[x]) {
+      if (absl::Status st = pick(options.offerer_interface, offer_family, "offerer", d.iface[x]);
+          !st.ok())
+        return st;
+      d.family[x] = offer_family;
+    } else {
+      if (offer_family != d.family[x])
+        return absl::InvalidArgumentError(
+            cat("offer from '", from_tag, "' uses ", familyName(offer_family),
+                " but this leg was set up with ", familyName(d.family[x]),
+                "; a leg's address family cannot change"));
+      if (!options.offerer_interface.empty() &&
+          options.offerer_interface != interfaces_[d.iface[x]].name)
+        return absl::InvalidArgumentError(cat("leg '", from_tag, "' uses interface ",
+                                              interfaces_[d.iface[x]].name, "; it cannot change"));
+    }
+    if (new_side[y]) {
+      const IpAddr::Family fam = options.answerer.family.value_or(d.family[x]);
+      if (absl::Status st = pick(options.answerer.interface, fam, "answerer", d.iface[y]); !st.ok())
+        return st;
+      d.family[y] = fam;
+    } else {
+      if (options.answerer.family && *options.answerer.family != d.family[y])
+        return absl::InvalidArgumentError(cat("the other leg of call '", call_id, "' uses ",
+                                              familyName(d.family[y]),
+                                              "; its address family cannot change in a re-offer"));
+      if (!options.answerer.interface.empty() &&
+          options.answerer.interface != interfaces_[d.iface[y]].name)
+        return absl::InvalidArgumentError(cat("the other leg of call '", call_id,
+                                              "' uses interface ", interfaces_[d.iface[y]].name,
+                                              "; it cannot change in a re-offer"));
+    }
+
+    // The address slot of each new side: the first of its family on its interface with a free
+    // pair for every m= line that needs one (both sides on one slot need twice as many).
+    std::size_t needed = 0;
+    for (std::size_t i = 0; i < n; ++i)
+      if (sd.media(i).port() != 0 && !(i < d.media.size() && d.media[i].active())) ++needed;
+    for (int side : {x, y}) {
+      if (!new_side[side] || needed == 0) continue;
+      const std::size_t count = addressCount(interfaces_[d.iface[side]], d.family[side]);
+      std::size_t s = 0;
+      for (; s < count; ++s) {
+        const int other = 1 - side;
+        const bool shared =
+            side == y && new_side[other] && d.iface[other] == d.iface[side] && d.slot[other] == s;
+        if (ports_[d.iface[side]][s].available() >= needed * (shared ? 2 : 1)) break;
+      }
+      if (s == count)
+        return absl::ResourceExhaustedError(cat(
+            "interface ", interfaces_[d.iface[side]].name, ": none of its ", count, " ",
+            familyName(d.family[side]), " addresses has ", needed,
+            " free media port pair(s) for the ", side == x ? "offerer" : "answerer", " (ports ",
+            cfg_.port_min, "-", cfg_.port_max, " per address; add addresses or widen the range)"));
+      d.slot[side] = static_cast<uint8_t>(s);
+    }
+
+    // Existing m= lines keep their ports; new or re-enabled ones get ports on both sides;
+    // disabled ones (port 0) lose theirs.
+    d.media.resize(n);
+    for (std::size_t i = 0; i < n; ++i) {
+      Media& m = d.media[i];
+      m.type = std::string(sd.media(i).media());
+      if (sd.media(i).port() == 0) {
+        if (m.active())
+          for (int side = 0; side < 2; ++side)
+            c.released.push_back({d.iface[side], d.slot[side], m.side[side].port});
+        // Keep the flow ids so the commit removes them.
+        for (SidePorts& p : m.side) p.port = 0;
+        continue;
+      }
+      if (m.active()) continue;
+      for (int side = 0; side < 2; ++side) {
+        absl::StatusOr<uint16_t> p = ports_[d.iface[side]][d.slot[side]].allocate();
         if (!p.ok()) {
-          releaseAllocated();
+          for (const PortRef& a : c.allocated)
+            if (absl::Status r = ports_[a.iface][a.slot].release(a.port); !r.ok())
+              spdlog::error("sessions: BUG: {}", std::string(r.message()));
           return p.status();
         }
-        allocated.push_back({iface[leg], slot[leg], *p});
-        m.side[leg].port = *p;
+        c.allocated.push_back({d.iface[side], d.slot[side], *p});
+        m.side[side].port = *p;
       }
     }
-    m.type = std::string(ms.media());
-    readSide(sd, i, m.side[x]);
-  }
+    Leg& offerer = d.legs[d.side_leg[x]];
+    offerer.media = std::move(neg->media);
+    if (!options.label.empty()) offerer.label = options.label;
+    d.pending_offerer = static_cast<int8_t>(x);
+    d.last_offerer = static_cast<int8_t>(x);
+    if (d.state == CallState::kDeleting) {
+      d.state = d.answered_ns != 0 ? CallState::kAnswered : CallState::kOffered;
+      d.delete_tags.clear();
+    }
 
-  // The SDP for the answerer: rtpx's address and ports on its leg.
-  const std::string address = advertisedAddr(interfaces_[iface[y]], family[y], slot[y]).toString();
-  absl::Status rewrite = sd.setAllConnectionAddresses(address);
-  for (std::size_t i = 0; i < n && rewrite.ok(); ++i)
-    if (next[i].active()) rewrite = rewriteMediaPorts(sd.media(i), next[i].side[y].port);
-  if (rewrite.ok() && options.replace_origin) rewrite = sd.setOriginAddress(address, false);
-  if (!rewrite.ok()) {
-    releaseAllocated();
-    return absl::InternalError(cat("rewriting the offer: ", rewrite.message()));
+    plan.address = advertisedAddr(interfaces_[d.iface[y]], d.family[y], d.slot[y]).toString();
+    for (const Media& m : d.media) plan.ports.push_back(m.active() ? m.side[y].port : 0);
+    if (absl::StatusOr<Call*> done = commit(existing, std::move(c), now); !done.ok())
+      return done.status();
   }
-  if (!options.keep_ice) sd.removeIceAttributes();
-
-  std::vector<FlowId> removed;
-  const Sides sides = sidesOf(interfaces_, iface, family, slot);
-  if (absl::Status st = syncFlows(flows_, sides, call->media, next, removed); !st.ok()) {
-    releaseAllocated();
-    if (st.code() == absl::StatusCode::kResourceExhausted)
-      return absl::ResourceExhaustedError(
-          cat("flow table full (", flows_.size(), " of ", flows_.capacity(),
-              " flows; raise sessions.flow_capacity): ", st.message()));
-    return st;
-  }
-
-  // Commit.
-  for (int leg = 0; leg < 2; ++leg) {
-    call->iface[leg] = iface[leg];
-    call->family[leg] = family[leg];
-    call->slot[leg] = slot[leg];
-  }
-  call->media = std::move(next);
-  call->pending_offerer = static_cast<int8_t>(x);
-  if (call->state == CallState::kDeleting) {
-    call->state = call->answered_ns != 0 ? CallState::kAnswered : CallState::kOffered;
-    call->delete_leg = -1;
-  }
-  if (fresh) {
-    call->created_ns = now;
-    call->offered_ns = now;
-    Call& c = *fresh;
-    calls_.emplace(std::string_view(c.id), std::move(fresh));
-    emit(SessionEvent::Type::kCreated, SessionEvent::Reason::kNone, c, from_tag, "", now);
-  }
-  schedule(*call);
-  if (!removed.empty())
-    if (absl::Status st = flows_.remove(removed); !st.ok())
-      spdlog::error("sessions: BUG: removing {} flows: {}", removed.size(),
-                    std::string(st.message()));
-  for (const Allocated& a : to_release)
-    if (absl::Status st = ports_[a.iface][a.slot].release(a.port); !st.ok())
-      spdlog::error("sessions: BUG: {}", std::string(st.message()));
-  requestResolve(*call);
-  return sd.serialize();
+  return render(sd, plan, options, "offer");
 }
 
 absl::StatusOr<std::string> SessionManager::answer(std::string_view call_id,
@@ -917,117 +1139,92 @@ absl::StatusOr<std::string> SessionManager::answer(std::string_view call_id,
   if (from_tag == to_tag)
     return absl::InvalidArgumentError(
         cat("to_tag equals from_tag ('", to_tag, "'); the answerer is the other leg"));
-  absl::StatusOr<sdp::SessionDescription> parsed = sdp::parse(sdp);
-  if (!parsed.ok()) return parsed.status();
-  sdp::SessionDescription& sd = *parsed;
-  absl::StatusOr<SdpFacts> facts = examine(sd, "answer");
-  if (!facts.ok()) return facts.status();
+  absl::StatusOr<Negotiated> neg = negotiate(sdp, "answer", options);
+  if (!neg.ok()) return neg.status();
+  sdp::SessionDescription& sd = neg->sd;
 
-  std::lock_guard lk(mu_);
-  const uint64_t now = clock_();
-  auto it = calls_.find(call_id);
-  if (it == calls_.end()) return absl::NotFoundError(cat("no call '", call_id, "'"));
-  Call& call = *it->second;
-  const int x = call.legOf(from_tag);
-  if (x < 0)
-    return absl::NotFoundError(cat("call '", call_id, "' has no leg with tag '", from_tag,
-                                   "' (legs: ", call.legList(), ")"));
-  const int y = 1 - x;
-  if (!call.tag[y].empty() && call.tag[y] != to_tag)
-    return absl::NotFoundError(cat("call '", call_id, "' has no leg with tag '", to_tag,
-                                   "' (legs: ", call.legList(), ")"));
-  if (call.pending_offerer != x)
-    return absl::FailedPreconditionError(cat("call '", call_id, "': no offer from '", from_tag,
-                                             "' is waiting for an answer (send the offer first)"));
-  const std::size_t n = sd.mediaCount();
-  if (n != call.media.size())
-    return absl::InvalidArgumentError(
-        cat("answer has ", n, " m= lines but the offer had ", call.media.size(),
-            " (RFC 3264 section 6: one per offered m= line, in order)"));
-  if (facts->family != IpAddr::Family::kNone && facts->family != call.family[y])
-    return absl::InvalidArgumentError(cat(
-        "answer uses ", familyName(facts->family), " but rtpx offered this leg an ",
-        familyName(call.family[y]), " address; choose the answerer's address family in the offer"));
+  RenderPlan plan;
+  {
+    std::lock_guard lk(mu_);
+    const uint64_t now = clock_();
+    auto it = calls_.find(call_id);
+    if (it == calls_.end()) return absl::NotFoundError(cat("no call '", call_id, "'"));
+    Call* existing = it->second.get();
+    const int f = existing->findLeg(from_tag);
+    if (f < 0)
+      return absl::NotFoundError(cat("call '", call_id, "' has no leg with tag '", from_tag,
+                                     "' (legs: ", existing->legList(), ")"));
+    const int s = existing->sideOf(f);  // the offerer's side
+    if (s < 0 || existing->last_offerer != s)
+      return absl::FailedPreconditionError(
+          cat("call '", call_id, "': no offer from '", from_tag,
+              "' to answer (the latest offer came from '",
+              existing->last_offerer >= 0 ? existing->sideTag(existing->last_offerer) : "", "')"));
+    const int o = 1 - s;
+    int t = existing->findLeg(to_tag);
+    if (o == 0 ? t != existing->side_leg[0] : t >= 0 && existing->sideOf(t) == s)
+      return absl::NotFoundError(cat("call '", call_id, "' has no leg with tag '", to_tag,
+                                     "' that can answer '", from_tag,
+                                     "' (legs: ", existing->legList(), ")"));
+    const std::size_t n = sd.mediaCount();
+    if (n != existing->media.size())
+      return absl::InvalidArgumentError(
+          cat("answer has ", n, " m= lines but the offer had ", existing->media.size(),
+              " (RFC 3264 section 6: one per offered m= line, in order)"));
+    if (neg->facts.family != IpAddr::Family::kNone && neg->facts.family != existing->family[o])
+      return absl::InvalidArgumentError(
+          cat("answer uses ", familyName(neg->facts.family), " but rtpx offered this leg an ",
+              familyName(existing->family[o]),
+              " address; choose the answerer's address family in the offer"));
 
-  std::vector<Media> next = call.media;
-  struct Port {
-    uint8_t iface;
-    uint8_t slot;
-    uint16_t port;
-  };
-  std::vector<Port> to_release;
-  for (std::size_t i = 0; i < n; ++i) {
-    const sdp::MediaSection& ms = sd.media(i);
-    Media& m = next[i];
-    if (!m.active()) continue;  // offered with port 0: stays rejected
-    if (ms.port() == 0) {       // rejected by the answerer (RFC 3264 section 6)
-      for (int leg = 0; leg < 2; ++leg)
-        to_release.push_back({call.iface[leg], call.slot[leg], m.side[leg].port});
-      Media rejected;
-      rejected.type = m.type;
-      for (int leg = 0; leg < 2; ++leg) {
-        rejected.side[leg].rtp_flow = m.side[leg].rtp_flow;
-        rejected.side[leg].rtcp_flow = m.side[leg].rtcp_flow;
-      }
-      m = std::move(rejected);
-      continue;
+    Commit c;
+    c.draft = std::make_unique<Call>(*existing);
+    Call& d = *c.draft;
+    if (t < 0) {  // a new branch (forked offer) answers
+      d.legs.push_back(Leg{std::string(to_tag), {}, {}, {}});
+      t = static_cast<int>(d.legs.size() - 1);
     }
-    readSide(sd, i, m.side[y]);
-  }
+    if (d.side_leg[o] != t || d.answered_ns == 0)
+      c.events.push_back({SessionEvent::Type::kAnswered, SessionEvent::Reason::kNone,
+                          std::string(from_tag), std::string(to_tag)});
+    d.side_leg[o] = t;
+    for (std::size_t i = 0; i < n; ++i) {
+      Media& m = d.media[i];
+      if (!m.active() || sd.media(i).port() != 0) continue;
+      // Rejected by the answerer (RFC 3264 section 6): both sides' ports go.
+      for (int side = 0; side < 2; ++side) {
+        c.released.push_back({d.iface[side], d.slot[side], m.side[side].port});
+        m.side[side].port = 0;
+      }
+    }
+    Leg& answerer = d.legs[t];
+    answerer.media = std::move(neg->media);
+    if (!options.label.empty()) answerer.label = options.label;
+    if (!options.via_branch.empty()) answerer.via_branch = options.via_branch;
+    d.pending_offerer = -1;
+    if (d.answered_ns == 0) {
+      d.answered_ns = now;
+      // Spread the calls' once-a-second checks over the second, so that one tick never reads
+      // every call's counters at once (100,000 calls: ~100 ms under the mutex).
+      d.next_check_ns = now + std::hash<std::string>{}(d.id) % kMediaCheckIntervalNs;
+    }
+    d.state = CallState::kAnswered;
+    d.delete_tags.clear();
 
-  const std::string address =
-      advertisedAddr(interfaces_[call.iface[x]], call.family[x], call.slot[x]).toString();
-  absl::Status rewrite = sd.setAllConnectionAddresses(address);
-  for (std::size_t i = 0; i < n && rewrite.ok(); ++i) {
-    if (next[i].active())
-      rewrite = rewriteMediaPorts(sd.media(i), next[i].side[x].port);
-    else
-      sd.media(i).setPort(0);
+    plan.address = advertisedAddr(interfaces_[d.iface[s]], d.family[s], d.slot[s]).toString();
+    for (const Media& m : d.media) plan.ports.push_back(m.active() ? m.side[s].port : 0);
+    if (absl::StatusOr<Call*> done = commit(existing, std::move(c), now); !done.ok())
+      return done.status();
   }
-  if (rewrite.ok() && options.replace_origin) rewrite = sd.setOriginAddress(address, false);
-  if (!rewrite.ok()) return absl::InternalError(cat("rewriting the answer: ", rewrite.message()));
-  if (!options.keep_ice) sd.removeIceAttributes();
-
-  std::vector<FlowId> removed;
-  const Sides sides = sidesOf(interfaces_, call.iface, call.family, call.slot);
-  if (absl::Status st = syncFlows(flows_, sides, call.media, next, removed); !st.ok()) {
-    if (st.code() == absl::StatusCode::kResourceExhausted)
-      return absl::ResourceExhaustedError(
-          cat("flow table full (", flows_.size(), " of ", flows_.capacity(),
-              " flows; raise sessions.flow_capacity): ", st.message()));
-    return st;
-  }
-
-  call.media = std::move(next);
-  call.tag[y] = std::string(to_tag);
-  call.pending_offerer = -1;
-  if (call.answered_ns == 0) {
-    call.answered_ns = now;
-    // Spread the calls' once-a-second checks over the second, so that one tick never reads
-    // every call's counters at once (100,000 calls: ~100 ms under the mutex).
-    call.next_check_ns = now + std::hash<std::string>{}(call.id) % kMediaCheckIntervalNs;
-  }
-  call.state = CallState::kAnswered;
-  call.delete_leg = -1;
-  schedule(call);
-  emit(SessionEvent::Type::kAnswered, SessionEvent::Reason::kNone, call, from_tag, to_tag, now);
-  if (!removed.empty())
-    if (absl::Status st = flows_.remove(removed); !st.ok())
-      spdlog::error("sessions: BUG: removing {} flows: {}", removed.size(),
-                    std::string(st.message()));
-  for (const Port& p : to_release)
-    if (absl::Status st = ports_[p.iface][p.slot].release(p.port); !st.ok())
-      spdlog::error("sessions: BUG: {}", std::string(st.message()));
-  requestResolve(call);
-  return sd.serialize();
+  return render(sd, plan, options, "answer");
 }
 
 void SessionManager::destroyCall(Call& call) {
   unschedule(call);
   std::vector<FlowId> ids;
   for (const Media& m : call.media)
-    for (int leg = 0; leg < 2; ++leg)
-      for (FlowId id : {m.side[leg].rtp_flow, m.side[leg].rtcp_flow})
+    for (int side = 0; side < 2; ++side)
+      for (FlowId id : {m.side[side].rtp_flow, m.side[side].rtcp_flow})
         if (id != kNoFlow) ids.push_back(id);
   if (!ids.empty())
     if (absl::Status st = flows_.remove(ids); !st.ok())
@@ -1035,116 +1232,85 @@ void SessionManager::destroyCall(Call& call) {
                     std::string(st.message()));
   for (const Media& m : call.media) {
     if (!m.active()) continue;
-    for (int leg = 0; leg < 2; ++leg)
-      if (absl::Status st = ports_[call.iface[leg]][call.slot[leg]].release(m.side[leg].port);
+    for (int side = 0; side < 2; ++side)
+      if (absl::Status st = ports_[call.iface[side]][call.slot[side]].release(m.side[side].port);
           !st.ok())
         spdlog::error("sessions: BUG: {}", std::string(st.message()));
   }
   call.media.clear();
 }
 
-// The answering leg leaves (a forked branch ended): its endpoints are forgotten and the call
-// waits for an answer to the offer again. The ports shown to it stay: they are in the offer
-// that other branches received.
-void SessionManager::detachAnswerer(Call& call, uint64_t now) {
-  std::vector<Media> next = call.media;
-  for (Media& m : next) {
-    if (!m.active()) continue;
-    LegSide& s = m.side[1];
-    const LegSide kept = s;
-    s = LegSide{};
-    s.port = kept.port;
-    s.rtp_flow = kept.rtp_flow;
-    s.rtcp_flow = kept.rtcp_flow;
+// A forked branch ended: its leg goes. If media flowed to it, side 1 passes to the latest
+// other branch that answered, or the call waits for an answer again; the ports shown to side 1
+// stay, since they are in the offer every branch received.
+SessionManager::Call& SessionManager::endBranch(Call& call, int leg, SessionEvent::Reason reason,
+                                                uint64_t now) {
+  Commit c;
+  c.draft = std::make_unique<Call>(call);
+  Call& d = *c.draft;
+  const std::string tag = d.legs[leg].tag;
+  const bool was_active = d.side_leg[1] == leg;
+  d.legs.erase(d.legs.begin() + leg);
+  for (int& s : d.side_leg)
+    if (s > leg) --s;
+  if (was_active) {
+    d.side_leg[1] = -1;
+    for (int i = static_cast<int>(d.legs.size()) - 1; i >= 0; --i)
+      if (i != d.side_leg[0] && !d.legs[i].media.empty()) {
+        d.side_leg[1] = i;
+        break;
+      }
+    if (d.side_leg[1] < 0) {
+      d.state = CallState::kOffered;
+      d.pending_offerer = 0;
+      d.last_offerer = 0;
+      d.offered_ns = now;
+      d.answered_ns = 0;
+      d.media_started = false;
+      d.one_sided_reported = false;
+      d.packets_from[0] = d.packets_from[1] = 0;
+      d.active_ns[0] = d.active_ns[1] = 0;
+    }
   }
-  std::vector<FlowId> removed;
-  const Sides sides = sidesOf(interfaces_, call.iface, call.family, call.slot);
-  if (absl::Status st = syncFlows(flows_, sides, call.media, next, removed); !st.ok()) {
-    // Only adds can fail, and forgetting a leg never adds an RTCP flow: a bug.
-    spdlog::error("sessions: BUG: detaching a leg of call {}: {}", call.id,
-                  std::string(st.message()));
-    return;
+  if (d.state == CallState::kDeleting) {
+    d.state = d.answered_ns != 0 ? CallState::kAnswered : CallState::kOffered;
+    d.delete_tags.clear();
   }
-  call.media = std::move(next);
-  if (!removed.empty())
-    if (absl::Status st = flows_.remove(removed); !st.ok())
-      spdlog::error("sessions: BUG: removing {} flows: {}", removed.size(),
-                    std::string(st.message()));
-  call.tag[1].clear();
-  call.state = CallState::kOffered;
-  call.pending_offerer = 0;
-  call.offered_ns = now;
-  call.answered_ns = 0;
-  call.delete_leg = -1;
-  call.media_started = false;
-  call.one_sided_reported = false;
-  call.packets_from[0] = call.packets_from[1] = 0;
-  call.active_ns[0] = call.active_ns[1] = 0;
-  schedule(call);
+  c.events.push_back({SessionEvent::Type::kDeleted, reason, tag, ""});
+  absl::StatusOr<Call*> done = commit(&call, std::move(c), now);
+  if (!done.ok()) {
+    // Forgetting a leg never adds a flow, so it cannot fail short of a bug.
+    spdlog::error("sessions: BUG: ending branch '{}' of call {}: {}", tag, call.id,
+                  std::string(done.status().message()));
+    return call;
+  }
+  return **done;
 }
 
-absl::Status SessionManager::deleteCall(std::string_view call_id,
-                                        std::optional<std::string_view> tag,
-                                        std::optional<std::chrono::milliseconds> delay) {
-  if (absl::Status st = checkId("call_id", call_id); !st.ok()) return st;
-  if (tag)
-    if (absl::Status st = checkId("from_tag", *tag); !st.ok()) return st;
-  if (delay && delay->count() < 0)
-    return absl::InvalidArgumentError("delete delay is negative (0 deletes at once)");
-  std::lock_guard lk(mu_);
-  const uint64_t now = clock_();
-  auto it = calls_.find(call_id);
-  if (it == calls_.end()) return absl::NotFoundError(cat("no call '", call_id, "'"));
-  Call& call = *it->second;
-  int leg = -1;
-  if (tag) {
-    leg = call.legOf(*tag);
-    if (leg < 0)
-      return absl::NotFoundError(cat("call '", call_id, "' has no leg with tag '", *tag,
-                                     "' (legs: ", call.legList(), ")"));
-  }
-  const uint64_t delay_ns = delay ? static_cast<uint64_t>(delay->count()) * 1'000'000ull
-                                  : static_cast<uint64_t>(cfg_.delete_delay_s) * kNsPerSecond;
-  if (delay_ns > 0) {
-    call.state = CallState::kDeleting;
-    call.delete_at_ns = now + delay_ns;
-    call.delete_leg = static_cast<int8_t>(leg);
-    schedule(call);
-    return absl::OkStatus();
-  }
-  const std::string from = leg >= 0 ? call.tag[leg] : call.tag[0];
-  const std::string to = leg >= 0 ? std::string() : call.tag[1];
-  if (leg == 1) {
-    detachAnswerer(call, now);
-    emit(SessionEvent::Type::kDeleted, SessionEvent::Reason::kRequested, call, from, to, now);
-    return absl::OkStatus();
-  }
-  destroyCall(call);
-  emit(SessionEvent::Type::kDeleted, SessionEvent::Reason::kRequested, call, from, to, now);
-  calls_.erase(it);
-  return absl::OkStatus();
-}
-
-absl::StatusOr<CallInfo> SessionManager::query(std::string_view call_id) const {
-  if (absl::Status st = checkId("call_id", call_id); !st.ok()) return st;
-  std::lock_guard lk(mu_);
-  auto it = calls_.find(call_id);
-  if (it == calls_.end()) return absl::NotFoundError(cat("no call '", call_id, "'"));
-  const Call& call = *it->second;
+CallInfo SessionManager::infoOf(const Call& call) const {
   CallInfo info;
   info.call_id = call.id;
   info.state = call.state;
-  for (int leg = 0; leg < 2; ++leg) {
-    info.tags[leg] = call.tag[leg];
-    if (call.family[leg] != IpAddr::Family::kNone)
-      info.interfaces[leg] = interfaces_[call.iface[leg]].name;
+  for (int side = 0; side < 2; ++side) {
+    info.tags[side] = call.sideTag(side);
+    if (call.family[side] != IpAddr::Family::kNone)
+      info.interfaces[side] = interfaces_[call.iface[side]].name;
   }
+  for (int side = 0; side < 2; ++side)
+    if (call.side_leg[side] >= 0) {
+      const Leg& l = call.legs[call.side_leg[side]];
+      info.legs.push_back({l.tag, l.label, l.via_branch, side});
+    }
+  for (std::size_t i = 0; i < call.legs.size(); ++i)
+    if (call.sideOf(static_cast<int>(i)) < 0)
+      info.legs.push_back({call.legs[i].tag, call.legs[i].label, call.legs[i].via_branch, -1});
   info.created_ns = call.created_ns;
   info.answered_ns = call.answered_ns;
   info.now_ns = clock_();
   const Sides sides = sidesOf(interfaces_, call.iface, call.family, call.slot);
-  for (std::size_t i = 0; i < call.media.size(); ++i) {
-    const Media& m = call.media[i];
+  const std::vector<MediaView> views = call.views();
+  for (std::size_t i = 0; i < views.size(); ++i) {
+    const MediaView& m = views[i];
     if (!m.active()) continue;
     MediaInfo mi;
     mi.index = static_cast<uint32_t>(i);
@@ -1155,21 +1321,96 @@ absl::StatusOr<CallInfo> SessionManager::query(std::string_view call_id) const {
         const FlowId id = rtcp ? m.side[x].rtcp_flow : m.side[x].rtp_flow;
         if (id == kNoFlow) continue;
         const FlowSpec spec = flowSpec(sides, m, x, rtcp);
-        DirectionInfo d;
-        d.from_tag = call.tag[x];
-        d.to_tag = call.tag[1 - x];
-        d.rtcp = rtcp;
-        d.local = spec.local;
-        d.egress_local = spec.egress_local;
-        d.destination = spec.destination;
-        d.forward = spec.forward;
-        if (absl::StatusOr<FlowStats> s = flows_.stats(id); s.ok()) d.stats = *s;
-        mi.directions.push_back(std::move(d));
+        DirectionInfo dir;
+        dir.from_tag = call.sideTag(x);
+        dir.to_tag = call.sideTag(1 - x);
+        dir.rtcp = rtcp;
+        dir.local = spec.local;
+        dir.egress_local = spec.egress_local;
+        dir.destination = spec.destination;
+        dir.forward = spec.forward;
+        if (absl::StatusOr<FlowStats> s = flows_.stats(id); s.ok()) dir.stats = *s;
+        mi.directions.push_back(std::move(dir));
       }
     }
     info.media.push_back(std::move(mi));
   }
   return info;
+}
+
+absl::StatusOr<CallInfo> SessionManager::deleteCall(std::string_view call_id,
+                                                    const DeleteOptions& options) {
+  if (absl::Status st = checkId("call_id", call_id); !st.ok()) return st;
+  for (const auto& [what, value] :
+       {std::pair<const char*, const std::string*>{"from_tag", &options.from_tag},
+        {"to_tag", &options.to_tag},
+        {"via_branch", &options.via_branch}})
+    if (!value->empty())
+      if (absl::Status st = checkId(what, *value); !st.ok()) return st;
+  if (options.delay && options.delay->count() < 0)
+    return absl::InvalidArgumentError("delete delay is negative (0 deletes at once)");
+  std::lock_guard lk(mu_);
+  const uint64_t now = clock_();
+  auto it = calls_.find(call_id);
+  if (it == calls_.end()) return absl::NotFoundError(cat("no call '", call_id, "'"));
+  Call& call = *it->second;
+  for (const std::string* tag : {&options.from_tag, &options.to_tag})
+    if (!tag->empty() && call.findLeg(*tag) < 0)
+      return absl::NotFoundError(cat("call '", call_id, "' has no leg with tag '", *tag,
+                                     "' (legs: ", call.legList(), ")"));
+  // The branches it ends; none: the whole call.
+  std::vector<std::string> branches;
+  bool whole = true;
+  const std::size_t answering = call.legs.size() - (call.side_leg[0] >= 0 ? 1 : 0);
+  if (!options.to_tag.empty()) {
+    const int t = call.findLeg(options.to_tag);
+    if (answering > 1 && t != call.side_leg[0]) {
+      whole = false;
+      branches.push_back(options.to_tag);
+    }
+  } else if (!options.via_branch.empty()) {
+    for (std::size_t i = 0; i < call.legs.size(); ++i)
+      if (static_cast<int>(i) != call.side_leg[0] && call.legs[i].via_branch == options.via_branch)
+        branches.push_back(call.legs[i].tag);
+    // No branch of that name (a BYE's own branch): the tags decide, as without one.
+    whole = branches.empty();
+  }
+  // Ending every answering branch ends the call.
+  if (!whole && branches.size() >= answering) {
+    whole = true;
+    branches.clear();
+  }
+  CallInfo info = infoOf(call);
+  const uint64_t delay_ns = options.delay
+                                ? static_cast<uint64_t>(options.delay->count()) * 1'000'000ull
+                                : static_cast<uint64_t>(cfg_.delete_delay_s) * kNsPerSecond;
+  if (delay_ns > 0) {
+    call.state = CallState::kDeleting;
+    call.delete_at_ns = now + delay_ns;
+    call.delete_tags = branches;
+    schedule(call);
+    info.state = CallState::kDeleting;
+    return info;
+  }
+  if (whole) {
+    const std::string from = call.sideTag(0), to = call.sideTag(1);
+    destroyCall(call);
+    emit(SessionEvent::Type::kDeleted, SessionEvent::Reason::kRequested, call, from, to, now);
+    calls_.erase(it);
+    return info;
+  }
+  Call* c = &call;
+  for (const std::string& tag : branches)
+    c = &endBranch(*c, c->findLeg(tag), SessionEvent::Reason::kRequested, now);
+  return info;
+}
+
+absl::StatusOr<CallInfo> SessionManager::query(std::string_view call_id) const {
+  if (absl::Status st = checkId("call_id", call_id); !st.ok()) return st;
+  std::lock_guard lk(mu_);
+  auto it = calls_.find(call_id);
+  if (it == calls_.end()) return absl::NotFoundError(cat("no call '", call_id, "'"));
+  return infoOf(*it->second);
 }
 
 std::vector<CallSummary> SessionManager::list() const {
@@ -1180,8 +1421,8 @@ std::vector<CallSummary> SessionManager::list() const {
     CallSummary s;
     s.call_id = call->id;
     s.state = call->state;
-    s.tags[0] = call->tag[0];
-    s.tags[1] = call->tag[1];
+    s.tags[0] = call->sideTag(0);
+    s.tags[1] = call->sideTag(1);
     s.created_ns = call->created_ns;
     for (const Media& m : call->media) s.active_media += m.active() ? 1 : 0;
     out.push_back(std::move(s));
@@ -1210,14 +1451,14 @@ void SessionManager::checkMedia(Call& call, uint64_t now, std::vector<std::strin
   if (!call.media_started && from[0] + from[1] > 0) {
     call.media_started = true;
     emit(SessionEvent::Type::kMediaStarted, SessionEvent::Reason::kNone, call,
-         from[0] > 0 ? call.tag[0] : call.tag[1], from[0] > 0 ? call.tag[1] : call.tag[0], now);
+         call.sideTag(from[0] > 0 ? 0 : 1), call.sideTag(from[0] > 0 ? 1 : 0), now);
   }
   const uint64_t since[2] = {std::max(call.answered_ns, call.active_ns[0]),
                              std::max(call.answered_ns, call.active_ns[1])};
   const uint64_t last = std::max(since[0], since[1]);
   if (cfg_.no_media_s != 0 && now >= last + cfg_.no_media_s * kNsPerSecond) {
-    emit(SessionEvent::Type::kTimeout, SessionEvent::Reason::kNoMedia, call, call.tag[0],
-         call.tag[1], now);
+    emit(SessionEvent::Type::kTimeout, SessionEvent::Reason::kNoMedia, call, call.sideTag(0),
+         call.sideTag(1), now);
     to_delete.push_back(call.id);
     return;
   }
@@ -1231,7 +1472,7 @@ void SessionManager::checkMedia(Call& call, uint64_t now, std::vector<std::strin
       one_sided = true;
       if (!call.one_sided_reported)
         emit(SessionEvent::Type::kTimeout, SessionEvent::Reason::kOneSidedMedia, call,
-             call.tag[leg], call.tag[1 - leg], now);
+             call.sideTag(leg), call.sideTag(1 - leg), now);
     }
   }
   call.one_sided_reported = one_sided;
@@ -1294,7 +1535,7 @@ void SessionManager::tick(uint64_t now_ns) {
         if (cfg_.offer_unanswered_s != 0 &&
             now_ns >= call.offered_ns + cfg_.offer_unanswered_s * kNsPerSecond) {
           emit(SessionEvent::Type::kTimeout, SessionEvent::Reason::kOfferUnanswered, call,
-               call.tag[0], call.tag[1], now_ns);
+               call.sideTag(0), call.sideTag(1), now_ns);
           due.push_back({call.id, SessionEvent::Reason::kOfferUnanswered});
         }
         break;
@@ -1309,15 +1550,15 @@ void SessionManager::tick(uint64_t now_ns) {
     auto it = calls_.find(d.id);
     if (it == calls_.end()) continue;
     Call& call = *it->second;
-    const int leg = d.reason == SessionEvent::Reason::kDeleteDelay ? call.delete_leg : -1;
-    if (leg == 1) {
-      const std::string tag = call.tag[1];
-      detachAnswerer(call, now_ns);
-      emit(SessionEvent::Type::kDeleted, d.reason, call, tag, "", now_ns);
+    if (d.reason == SessionEvent::Reason::kDeleteDelay && !call.delete_tags.empty()) {
+      const std::vector<std::string> tags = std::move(call.delete_tags);
+      Call* c = &call;
+      for (const std::string& tag : tags)
+        if (const int leg = c->findLeg(tag); leg >= 0) c = &endBranch(*c, leg, d.reason, now_ns);
       continue;
     }
-    const std::string from = call.tag[0];
-    const std::string to = leg == 0 ? std::string() : call.tag[1];
+    const std::string from = call.sideTag(0);
+    const std::string to = call.sideTag(1);
     destroyCall(call);
     emit(SessionEvent::Type::kDeleted, d.reason, call, from, to, now_ns);
     calls_.erase(it);

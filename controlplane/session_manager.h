@@ -1,19 +1,26 @@
 // The session manager (DESIGN.md §4): the authoritative state of every call, built from SDP
 // offers and answers (RFC 3264), compiled into dataplane flows.
 //
-//   Call (call-id) ─► two legs (tags) ─► Media (one m= line, index-aligned in offer and answer)
-//     ─► Stream (RTP, plus RTCP unless rtcp-mux) ─► per leg: the rtpx endpoint that leg sees and
-//        the leg's own endpoint from its SDP.
+//   Call (call-id) ─► legs, keyed by tag (the first offerer, and every to-tag that answered:
+//     a forked offer may be answered by several) ─► per leg and m= line, what its SDP said
+//     (LegMedia: endpoints, direction, codecs, crypto, DTLS, ICE, rtcp-mux).
+//   The call has two sides: side 0 is the first offerer's leg, side 1 the answering leg that
+//   media currently flows to (the latest to answer, among forks). Each side owns, per m= line,
+//   the rtpx ports shown to it; every leg that answers from side 1 was shown the same ports.
 //
-// Leg 0 is whoever sent the first offer, leg 1 whoever answered it; later offers may come from
-// either leg. For a stream, direction X→Y is one flow: key = the rtpx endpoint shown to X (X
-// sends there), egress_local = the rtpx endpoint shown to Y, destination = Y's endpoint from Y's
-// SDP (unknown until Y's SDP arrives). The two directions are paired, so each sends to where
-// its peer really sends from once that latches.
+// For a stream, direction X→Y is one flow: key = the rtpx endpoint shown to side X (X sends
+// there), egress_local = the rtpx endpoint shown to Y, destination = Y's endpoint from Y's SDP
+// (unknown until Y's SDP arrives). The two directions are paired, so each sends to where its
+// peer really sends from once that latches.
 //
-// Every operation validates before it changes anything, and rolls back what it allocated if a
-// later step fails, so an error leaves the state exactly as it was. One mutex serialises the
-// control operations (gRPC threads, the tick thread); workers never touch it.
+// Every operation runs in three steps:
+//   negotiate: parse and validate the SDP, read what each m= line says (outside the lock);
+//   commit:    under the one session lock, plan the call's next state as a draft, allocate
+//              ports, sync the flow table, then swap the draft in, emit events and count. An
+//              error before the swap leaves the state exactly as it was;
+//   render:    rewrite the SDP with rtpx's address and ports (outside the lock).
+// Offer and answer are idempotent: the same request again changes nothing and returns the
+// same SDP. Workers never touch the lock.
 #pragma once
 
 #include <absl/status/status.h>
@@ -73,9 +80,19 @@ struct LegAddressOption {
   std::string interface;
 };
 
+// Typed options of offer and answer, the same whether they came over gRPC or NG.
 struct RewriteOptions {
   bool keep_ice = false;        // keep a=candidate & co. (default: removed, rtpx is the endpoint)
   bool replace_origin = false;  // write rtpx's address into o= as well
+  // Written into the SDP instead of rtpx's (advertised) address; the flows keep the local one.
+  std::optional<IpAddr> media_address;
+  // Where the signaling saw the sender's request come from (NG received-from). Unless
+  // trust_address, it replaces the SDP's connection address of the sender's media (a phone
+  // behind NAT announces its private address); the SDP's ports stay.
+  std::optional<IpAddr> received_from;
+  bool trust_address = true;
+  std::string label;       // kept on the sender's leg (query, list)
+  std::string via_branch;  // the SIP branch (forks); kept on the answering leg
 };
 
 struct OfferOptions : RewriteOptions {
@@ -84,9 +101,28 @@ struct OfferOptions : RewriteOptions {
   LegAddressOption answerer;
   // Interface toward the offerer (its family is always that of the offer's own addresses).
   std::string offerer_interface;
+  // The other leg's tag, for a re-offer (optional): with forks, names the branch the call
+  // continues with.
+  std::string to_tag;
 };
 
 using AnswerOptions = RewriteOptions;
+
+// Which part of a call a delete ends (rtpengine's rules, on gRPC and NG alike):
+//  - no tag, or only from_tag: the whole call (a BYE from either side);
+//  - to_tag naming one of several answering legs (forks): that branch only;
+//  - via_branch naming the branch of some answering legs: those legs only; naming none, the
+//    tags decide as above;
+//  - ending every answering leg ends the whole call.
+// An ended branch that media flowed to hands side 1 to the latest other branch.
+struct DeleteOptions {
+  std::string from_tag;
+  std::string to_tag;
+  std::string via_branch;
+  // Postpones the delete (late packets still flow); an offer or answer cancels it. nullopt:
+  // sessions.delete_delay_s.
+  std::optional<std::chrono::milliseconds> delay;
+};
 
 enum class CallState : uint8_t {
   kOffered,   // waiting for the first answer
@@ -114,11 +150,19 @@ struct MediaInfo {
   std::vector<DirectionInfo> directions;  // RTP 0→1, RTP 1→0, then RTCP 0→1, 1→0 if any
 };
 
+struct LegInfo {
+  std::string tag;
+  std::string label;
+  std::string via_branch;
+  int side = -1;  // 0 or 1: media flows through it; -1: a forked branch media does not use
+};
+
 struct CallInfo {
   std::string call_id;
   CallState state = CallState::kOffered;
-  std::string tags[2];  // leg 0 (first offerer), leg 1 (answerer; empty before the answer)
+  std::string tags[2];  // side 0 (first offerer), side 1 (answerer; empty before the answer)
   std::string interfaces[2];
+  std::vector<LegInfo> legs;  // every leg: the two sides, then other branches
   uint64_t created_ns = 0;
   uint64_t answered_ns = 0;      // 0 = never
   uint64_t now_ns = 0;           // the manager's clock at the query (for packet ages)
@@ -199,23 +243,23 @@ class SessionManager {
   SessionManager(const SessionManager&) = delete;
   SessionManager& operator=(const SessionManager&) = delete;
 
-  // An offer from leg `from_tag` (a new call, or a re-offer from either leg): the SDP to send
-  // to the other leg. Allocates ports and flows for new m= lines, frees those of m= lines now
-  // at port 0, updates the rest (moved addresses relatch, direction attributes set forwarding).
+  // An offer from leg `from_tag` (a new call, or a re-offer from either leg, which replaces an
+  // offer still pending): the SDP to send to the other leg. Allocates ports and flows for new
+  // m= lines, frees those of m= lines now at port 0, updates the rest (moved addresses
+  // relatch, direction attributes set forwarding). A new call past sessions.max_sessions or
+  // sessions.max_load is UNAVAILABLE with a message starting "load limit".
   absl::StatusOr<std::string> offer(std::string_view call_id, std::string_view from_tag,
                                     std::string_view sdp, const OfferOptions& options = {});
-  // The answer of leg `to_tag` to the pending offer of leg `from_tag`: the SDP to send back to
-  // the offerer. FAILED_PRECONDITION if `from_tag` has no offer pending.
+  // The answer of leg `to_tag` to the latest offer of leg `from_tag`: the SDP to send back to
+  // the offerer. Answering again (183 then 200) updates the answer; a new `to_tag` is another
+  // branch of a forked offer, and media flows to the latest branch to answer.
+  // FAILED_PRECONDITION if the latest offer came from the other leg.
   absl::StatusOr<std::string> answer(std::string_view call_id, std::string_view from_tag,
                                      std::string_view to_tag, std::string_view sdp,
                                      const AnswerOptions& options = {});
-  // Deletes the call, or with `tag` one leg. The leg that answered the first offer (a forked
-  // branch that ended) takes the call back to waiting for an answer to the offer, keeping the
-  // ports the offer showed; the first offerer's leg ends the whole call.
-  // `delay` (default sessions.delete_delay_s) postpones it; an offer or answer cancels a
-  // postponed delete.
-  absl::Status deleteCall(std::string_view call_id, std::optional<std::string_view> tag = {},
-                          std::optional<std::chrono::milliseconds> delay = {});
+  // Deletes the call or a branch of it (see DeleteOptions). Returns the call as it was just
+  // before (its final statistics); with a delay, as it is when the delete is scheduled.
+  absl::StatusOr<CallInfo> deleteCall(std::string_view call_id, const DeleteOptions& options = {});
   absl::StatusOr<CallInfo> query(std::string_view call_id) const;
   std::vector<CallSummary> list() const;
   std::size_t callCount() const;
@@ -249,8 +293,16 @@ class SessionManager {
 
   void emit(SessionEvent::Type type, SessionEvent::Reason reason, const Call& call,
             std::string_view from_tag, std::string_view to_tag, uint64_t now);
+  struct Commit;  // a draft of a call's next state, and what goes with it
+
+  // The one funnel of every change to a call (see session_manager.cc). `existing` is null for
+  // a new call. On error nothing changed.
+  absl::StatusOr<Call*> commit(Call* existing, Commit c, uint64_t now);
+  absl::Status loadLimit() const;
   void destroyCall(Call& call);
-  void detachAnswerer(Call& call, uint64_t now);
+  // Ends the forked branch `leg`; returns the call's new state.
+  Call& endBranch(Call& call, int leg, SessionEvent::Reason reason, uint64_t now);
+  CallInfo infoOf(const Call& call) const;
   void requestResolve(const Call& call);
   void checkMedia(Call& call, uint64_t now, std::vector<std::string>& to_delete);
   // When tick() next has something to do for the call (none: nothing until it changes).

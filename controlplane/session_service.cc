@@ -3,6 +3,7 @@
 #include <deque>
 #include <mutex>
 #include <string>
+#include <tuple>
 
 namespace rtpx {
 namespace {
@@ -34,10 +35,26 @@ absl::StatusOr<IpAddr::Family> family(v1::AddressFamily f, const char* field) {
   }
 }
 
-RewriteOptions rewriteOptions(const v1::RewriteOptions& o) {
+absl::StatusOr<RewriteOptions> rewriteOptions(const v1::RewriteOptions& o, const char* field) {
   RewriteOptions r;
   r.keep_ice = o.keep_ice_candidates();
   r.replace_origin = o.replace_origin();
+  for (const auto& [name, value, out] :
+       {std::tuple<const char*, const std::string*, std::optional<IpAddr>*>{
+            "media_address", &o.media_address(), &r.media_address},
+        {"received_from", &o.received_from(), &r.received_from}}) {
+    if (value->empty()) continue;
+    *out = IpAddr::parse(*value);
+    if (!*out)
+      return absl::InvalidArgumentError(std::string(field) + "." + name + " '" + *value +
+                                        "' is not an IPv4 or IPv6 address");
+  }
+  if (o.use_received_from() && !r.received_from)
+    return absl::InvalidArgumentError(std::string(field) +
+                                      ".use_received_from needs received_from");
+  r.trust_address = !o.use_received_from();
+  r.label = o.label();
+  r.via_branch = o.via_branch();
   return r;
 }
 
@@ -120,10 +137,23 @@ void toProto(const FlowStats& s, uint64_t now_ns, v1::FlowStatistics* out) {
 void toProto(const CallInfo& c, v1::Call* out) {
   out->set_call_id(c.call_id);
   out->set_state(toProto(c.state));
-  for (int leg = 0; leg < 2; ++leg) {
+  for (int side = 0; side < 2; ++side) {
     auto* l = out->add_legs();
-    l->set_tag(c.tags[leg]);
-    l->set_interface(c.interfaces[leg]);
+    l->set_tag(c.tags[side]);
+    l->set_interface(c.interfaces[side]);
+    l->set_active(!c.tags[side].empty());
+    for (const LegInfo& li : c.legs)
+      if (li.side == side) {
+        l->set_label(li.label);
+        l->set_via_branch(li.via_branch);
+      }
+  }
+  for (const LegInfo& li : c.legs) {
+    if (li.side >= 0) continue;
+    auto* l = out->add_legs();
+    l->set_tag(li.tag);
+    l->set_label(li.label);
+    l->set_via_branch(li.via_branch);
   }
   if (c.now_ns >= c.created_ns) setDuration(out->mutable_age(), c.now_ns - c.created_ns);
   if (c.answered_ns != 0 && c.now_ns >= c.answered_ns)
@@ -316,8 +346,11 @@ grpc::Status SessionService::offer(const v1::OfferRequest& req, v1::OfferRespons
   OfferOptions o;
   if (req.has_options()) {
     const v1::OfferOptions& po = req.options();
-    static_cast<RewriteOptions&>(o) = rewriteOptions(po.rewrite());
+    absl::StatusOr<RewriteOptions> r = rewriteOptions(po.rewrite(), "options.rewrite");
+    if (!r.ok()) return toGrpcStatus(r.status());
+    static_cast<RewriteOptions&>(o) = *std::move(r);
     o.offerer_interface = po.offerer_interface();
+    o.to_tag = po.to_tag();
     if (po.has_answerer_address()) {
       absl::StatusOr<IpAddr::Family> f =
           family(po.answerer_address().address_family(), "options.answerer_address.address_family");
@@ -339,25 +372,35 @@ grpc::Status SessionService::answer(const v1::AnswerRequest& req, v1::AnswerResp
     return st;
   if (auto st = requireField(req.to_tag(), "to_tag", "the tag of the leg that answers"); !st.ok())
     return st;
-  absl::StatusOr<std::string> sdp = sessions_.answer(req.call_id(), req.from_tag(), req.to_tag(),
-                                                     req.sdp(), rewriteOptions(req.options()));
+  absl::StatusOr<RewriteOptions> o = rewriteOptions(req.options(), "options");
+  if (!o.ok()) return toGrpcStatus(o.status());
+  absl::StatusOr<std::string> sdp =
+      sessions_.answer(req.call_id(), req.from_tag(), req.to_tag(), req.sdp(), *o);
   if (!sdp.ok()) return toGrpcStatus(sdp.status());
   resp.set_sdp(*std::move(sdp));
   return grpc::Status::OK;
 }
 
-grpc::Status SessionService::remove(const v1::DeleteRequest& req, v1::DeleteResponse&) {
+grpc::Status SessionService::remove(const v1::DeleteRequest& req, v1::DeleteResponse& resp) {
   if (auto st = requireField(req.call_id(), "call_id", "the SIP Call-ID"); !st.ok()) return st;
-  std::optional<std::chrono::milliseconds> delay;
+  DeleteOptions o;
   if (req.has_delay()) {
     const auto& d = req.delay();
     if (d.seconds() < 0 || d.nanos() < 0 || d.nanos() > 999999999 || d.seconds() > 86400)
       return invalid("delay must be between 0 and 86400 seconds (absent: the configured default)");
-    delay = std::chrono::milliseconds(d.seconds() * 1000 + d.nanos() / 1000000);
+    o.delay = std::chrono::milliseconds(d.seconds() * 1000 + d.nanos() / 1000000);
   }
-  std::optional<std::string_view> tag;
-  if (!req.from_tag().empty()) tag = req.from_tag();
-  return toGrpcStatus(sessions_.deleteCall(req.call_id(), tag, delay));
+  o.from_tag = req.from_tag();
+  o.to_tag = req.to_tag();
+  o.via_branch = req.via_branch();
+  absl::StatusOr<CallInfo> info = sessions_.deleteCall(req.call_id(), o);
+  if (!info.ok()) {
+    if (req.allow_missing() && info.status().code() == absl::StatusCode::kNotFound)
+      return grpc::Status::OK;
+    return toGrpcStatus(info.status());
+  }
+  toProto(*info, resp.mutable_call());
+  return grpc::Status::OK;
 }
 
 grpc::Status SessionService::query(const v1::QueryRequest& req, v1::QueryResponse& resp) {

@@ -253,7 +253,7 @@ class Rtpxd:
                  main_cpu: int, worker_cpu: int, netns: str | None = None,
                  flow_capacity: int | None = None, prefix_len: int = 24,
                  busy_poll: bool = True):
-        self.grpc_port, self.http_port = free_ports(2)
+        self.grpc_port, self.http_port, self.ng_port = free_ports(3)
         self.netns = netns
         self.file_prefix = f"rtpxb{os.getpid()}d{free_port()}"
         addrs = [f"{a}/{prefix_len}" for a in ipv4]
@@ -291,6 +291,9 @@ listen = "127.0.0.1:{self.grpc_port}"
 
 [http]
 listen = "127.0.0.1:{self.http_port}"
+
+[ng]
+listen = "127.0.0.1:{self.ng_port}"
 """
         self.config_path = wd.file("rtpxd", ".toml")
         self.config_path.write_text(self.config)
@@ -316,6 +319,10 @@ listen = "127.0.0.1:{self.http_port}"
     @property
     def grpc(self) -> str:
         return f"127.0.0.1:{self.grpc_port}"
+
+    @property
+    def ng(self) -> str:
+        return f"127.0.0.1:{self.ng_port}"
 
     def thread_cpu(self) -> dict:
         """CPU seconds per thread name over rtpxd's life so far (set-up included), and the CPU

@@ -532,24 +532,26 @@ class SetupRate(Scenario):
                  f"(session_rate on CPU {o.gen_cpu}); each daemon alone on CPU {o.relay_cpu} "
                  f"(rtpxd main lcore, worker and gRPC threads; rtpengine with 1 thread); both "
                  f"reached over loopback in namespace {v.ns}")
-        trials: dict[str, list[dict]] = {"rtpx (gRPC)": [], "rtpengine (NG)": []}
+        trials: dict[str, list[dict]] = {"rtpx (gRPC)": [], "rtpx (NG)": [],
+                                         "rtpengine (NG)": []}
         for rep_i in range(o.reps):
-            # rtpx
-            sock = wd.path / f"setup-{rep_i}.sock"
-            d = env.Rtpxd(c, wd, device=f"net_memif0,role=server,socket={sock}",
-                          ipv4=[VETH_RTPX_IP], main_cpu=o.relay_cpu, worker_cpu=o.relay_cpu,
-                          busy_poll=False,
-                          netns=v.ns)
-            try:
-                r = env.run_session_rate(c, wd, "rtpx", ["--server", d.grpc, "--calls",
-                                                         str(calls), "--concurrency",
-                                                         str(o.setup_concurrency), "--prefix",
-                                                         f"b{rep_i}"], cpu=o.gen_cpu, netns=v.ns)
-            finally:
-                c.pop(d.proc.stop)
-            trials["rtpx (gRPC)"].append(r)
-            self.say(f"  #{rep_i + 1} rtpx      {r['cycles_per_s']:>8,.0f} cycles/s, errors "
-                     f"{r['errors']}, offer p50 {r['offer_p50_ms']:.2f} ms")
+            # rtpx, over gRPC and over NG (the same requests rtpengine gets)
+            for kind in ("gRPC", "NG"):
+                sock = wd.path / f"setup-{rep_i}-{kind}.sock"
+                d = env.Rtpxd(c, wd, device=f"net_memif0,role=server,socket={sock}",
+                              ipv4=[VETH_RTPX_IP], main_cpu=o.relay_cpu,
+                              worker_cpu=o.relay_cpu, busy_poll=False, netns=v.ns)
+                target = ["--server", d.grpc] if kind == "gRPC" else ["--ng", d.ng]
+                try:
+                    r = env.run_session_rate(c, wd, f"rtpx-{kind}",
+                                             [*target, "--calls", str(calls), "--concurrency",
+                                              str(o.setup_concurrency), "--prefix",
+                                              f"b{rep_i}"], cpu=o.gen_cpu, netns=v.ns)
+                finally:
+                    c.pop(d.proc.stop)
+                trials[f"rtpx ({kind})"].append(r)
+                self.say(f"  #{rep_i + 1} rtpx {kind:<4} {r['cycles_per_s']:>8,.0f} cycles/s, "
+                         f"errors {r['errors']}, offer p50 {r['offer_p50_ms']:.2f} ms")
             # rtpengine
             rtpe, port = self.start_rtpengine(c, wd, v.ns, port_min=20000, log_level=4)
             try:
@@ -573,11 +575,13 @@ class SetupRate(Scenario):
             if med[k]["errors"]:
                 first = next(t.get("first_error", "") for t in ts if t["errors"])
                 self.notes.append(f"{k}: {med[k]['errors']} errors; first: {first}")
-        rx, re = med["rtpx (gRPC)"]["cycles_per_s"], med["rtpengine (NG)"]["cycles_per_s"]
-        self.checks.add("set-up ≥ 20,000 offer+answer+delete/s", f"rtpx {rx:,.0f}/s",
-                        bool(rx and rx >= 20000))
-        self.checks.add("set-up ahead of rtpengine", rep.ratio_words("rtpx", rx, "rtpengine", re),
-                        bool(rx and re and rx > re))
+        re = med["rtpengine (NG)"]["cycles_per_s"]
+        for k in ("rtpx (gRPC)", "rtpx (NG)"):
+            rx = med[k]["cycles_per_s"]
+            self.checks.add(f"set-up ≥ 20,000 offer+answer+delete/s, {k}", f"{rx:,.0f}/s",
+                            bool(rx and rx >= 20000))
+            self.checks.add(f"set-up ahead of rtpengine, {k}",
+                            rep.ratio_words(k, rx, "rtpengine", re), bool(rx and re and rx > re))
         return {"calls": calls, "concurrency": o.setup_concurrency,
                 "results": {k: {"median": med[k], "trials": trials[k]} for k in trials}}
 

@@ -32,13 +32,15 @@ class Rtpxd:
     RTPX_V6 = "2001:db8::2"
     PEER_V6 = "2001:db8::1"
 
-    def __init__(self, tag, workers=1, extra_toml=""):
+    def __init__(self, tag, workers=1, extra_toml="", ng_listen=None):
         self.tag = tag
         self.ns = f"rtpxt-{tag}"
         self.host_if = f"rtx{tag}"
         self.peer_if = f"rtx{tag}p"
         self.grpc_port = free_port()
         self.http_port = free_port()
+        # rtpengine's NG protocol (UDP): a free loopback port unless the test picks an address.
+        self.ng_listen = ng_listen or f"127.0.0.1:{free_port()}"
         self.workers = workers
         self.log_path = Path(f"/tmp/rtpxd-test-{tag}.log")
         cpus = os.cpu_count() or 1
@@ -74,6 +76,9 @@ listen = "127.0.0.1:{self.grpc_port}"
 
 [http]
 listen = "127.0.0.1:{self.http_port}"
+
+[ng]
+listen = "{self.ng_listen}"
 {extra_toml}
 """
         self.config_path = Path(f"/tmp/rtpxd-test-{tag}.toml")

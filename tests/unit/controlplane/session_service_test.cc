@@ -290,9 +290,13 @@ TEST_CASE("SessionService: invalid requests say what is wrong and what is allowe
     REQUIRE(s.stub->Answer(&ctx, ar, &aresp).ok());
   }
   {
-    grpc::ClientContext ctx;  // the offer was answered already
+    grpc::ClientContext ctx;  // the other side made no offer to answer
+    rtpx::v1::AnswerRequest reversed = ar;
+    reversed.set_from_tag(ar.to_tag());
+    reversed.set_to_tag(ar.from_tag());
     rtpx::v1::AnswerResponse aresp;
-    CHECK(s.stub->Answer(&ctx, ar, &aresp).error_code() == grpc::StatusCode::FAILED_PRECONDITION);
+    CHECK(s.stub->Answer(&ctx, reversed, &aresp).error_code() ==
+          grpc::StatusCode::FAILED_PRECONDITION);
   }
   rtpx::v1::DeleteRequest dr;
   dr.set_call_id("c");
