@@ -178,7 +178,7 @@ int stats(const Options& o, bool json, bool all) {
 }
 
 struct SessionArgs {
-  std::string call_id, from_tag, to_tag;
+  std::string call_id, from_tag, to_tag, via_branch;
   std::string answerer_family;  // "", "ipv4", "ipv6"
   std::string answerer_interface, offerer_interface;
   bool keep_ice = false, replace_origin = false;
@@ -242,6 +242,8 @@ int deleteCall(const Options& o, const SessionArgs& a) {
   rtpx::v1::DeleteRequest req;
   req.set_call_id(a.call_id);
   req.set_from_tag(a.from_tag);
+  req.set_to_tag(a.to_tag);
+  req.set_via_branch(a.via_branch);
   if (a.delay_s) {
     const auto ms = static_cast<int64_t>(*a.delay_s * 1000);
     req.mutable_delay()->set_seconds(ms / 1000);
@@ -412,9 +414,11 @@ int main(int argc, char** argv) {
     sub->add_flag("--keep-ice", sa.keep_ice, "Keep ICE candidates and credentials");
     sub->add_flag("--replace-origin", sa.replace_origin, "Write rtpx's address into o= too");
   }
-  auto* de = app.add_subcommand("delete", "Delete a call, or one leg of it");
+  auto* de = app.add_subcommand("delete", "Delete a call, or one forked branch of it");
   de->add_option("--call-id", sa.call_id, "Call-ID")->required();
-  de->add_option("--from-tag", sa.from_tag, "Only this leg");
+  de->add_option("--from-tag", sa.from_tag, "The leg that asks (alone: the whole call)");
+  de->add_option("--to-tag", sa.to_tag, "One of several answering branches: only that one");
+  de->add_option("--via-branch", sa.via_branch, "Only the branches that answered with it");
   de->add_option("--delay", sa.delay_s, "Seconds to wait first (default: sessions.delete_delay_s)")
       ->check(CLI::Range(0.0, 86400.0));
   auto* qu = app.add_subcommand("query", "A call's legs, streams and statistics");
