@@ -17,10 +17,11 @@ RUN_PACKAGES=(
 )
 # What the tests and the bench harness add: Catch2, pytest, Prometheus' promtool, tshark,
 # clang-format, clang with libFuzzer, sipp (a real SIP peer), dpdk-testpmd and rtpengine (the
-# bench's baselines), matplotlib (bench plots).
+# bench's baselines), matplotlib (bench plots), Kamailio (its rtpengine module, rtpengine.so,
+# drives the relay over NG in test_kamailio.py) and iptables (that test's A<->B block).
 TEST_PACKAGES=(
   catch2 python3 python3-pytest prometheus tshark clang-format clang libclang-rt-14-dev
-  sip-tester dpdk-dev rtpengine-daemon python3-matplotlib
+  sip-tester dpdk-dev rtpengine-daemon python3-matplotlib kamailio iptables
 )
 
 rtpx_need_root() {
