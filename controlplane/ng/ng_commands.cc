@@ -414,7 +414,8 @@ Dict NgCommands::offerOrAnswer(const Dict& req, bool offer) {
       }
       case absl::StatusCode::kResourceExhausted:
         spdlog::warn("ng: {}: {}", *call_id, detail);
-        return errorReply(cat(kOutOfPorts, ": ", detail));
+        // Exactly rtpengine's reason: Kamailio compares it byte for byte to fail over.
+        return errorReply(std::string(kOutOfPorts));
       case absl::StatusCode::kNotFound:
         if (detail.rfind("no call", 0) == 0) return errorReply(cat("Unknown call-id: ", detail));
         return errorReply(cat("Invalid dialogue association: ", detail));
