@@ -7,7 +7,6 @@
 #include <rte_byteorder.h>
 #include <rte_malloc.h>
 #include <rte_mbuf.h>
-#include <rte_rcu_qsbr.h>
 #include <catch2/catch.hpp>
 
 #include <malloc.h>
@@ -36,6 +35,8 @@ using rtpx::SessionEvent;
 using rtpx::SessionInterface;
 using rtpx::SessionManager;
 using rtpx::SessionsConfig;
+using rtpx::test::makeInterface;
+using rtpx::test::oneInterface;
 
 constexpr uint64_t kSecond = 1'000'000'000ull;
 
@@ -59,55 +60,9 @@ std::string crlf(std::string_view text) {
   return out;
 }
 
-SessionInterface makeInterface(std::string name, uint16_t port_id, const char* v4, const char* v6,
-                               const char* gw4, const char* gw6) {
-  SessionInterface i;
-  i.name = std::move(name);
-  i.port_id = port_id;
-  if (v4) i.ipv4 = rtpx::IpPrefix::parse(v4);
-  if (v6) i.ipv6 = rtpx::IpPrefix::parse(v6);
-  if (gw4) i.gateway4 = IpAddr::parse(gw4);
-  if (gw6) i.gateway6 = IpAddr::parse(gw6);
-  return i;
-}
-
-std::vector<SessionInterface> oneInterface() {
-  return {makeInterface("media0", 0, "192.0.2.2/24", "2001:db8::2/64", "192.0.2.1", "2001:db8::1")};
-}
-
 // A session manager over a real flow table, with an injected clock and a recording resolver.
-struct Harness {
-  rte_rcu_qsbr* qsbr = nullptr;
-  std::unique_ptr<rtpx::FlowTable> flows;
-  uint64_t now = 1000 * kSecond;
-  std::vector<std::pair<uint16_t, IpAddr>> resolved;
-  std::unique_ptr<SessionManager> sm;
-
-  explicit Harness(SessionsConfig cfg = {}, std::vector<SessionInterface> ifs = oneInterface(),
-                   uint32_t capacity = 8192) {
-    qsbr = static_cast<rte_rcu_qsbr*>(
-        rte_zmalloc(nullptr, rte_rcu_qsbr_get_memsize(1), RTE_CACHE_LINE_SIZE));
-    REQUIRE(qsbr != nullptr);
-    REQUIRE(rte_rcu_qsbr_init(qsbr, 1) == 0);
-    auto t = rtpx::FlowTable::create(capacity, qsbr, 0);
-    INFO(t.status().ToString());
-    REQUIRE(t.ok());
-    flows = std::move(*t);
-    auto m = SessionManager::create(
-        cfg, std::move(ifs), *flows,
-        [this](uint16_t port, const IpAddr& hop) { resolved.emplace_back(port, hop); },
-        [this] { return now; });
-    INFO(m.status().ToString());
-    REQUIRE(m.ok());
-    sm = std::move(*m);
-  }
-  ~Harness() {
-    sm.reset();
-    flows.reset();
-    rte_free(qsbr);
-  }
-  Harness(const Harness&) = delete;
-  Harness& operator=(const Harness&) = delete;
+struct Harness : rtpx::test::SessionFixture {
+  using SessionFixture::SessionFixture;
 
   std::string offer(std::string_view call, std::string_view tag, std::string_view sdp,
                     const rtpx::OfferOptions& o = {}) {

@@ -3,14 +3,14 @@
 // streaming until the server shuts down without holding the shutdown up.
 #include "controlplane/session_service.h"
 
-#include <rte_malloc.h>
-#include <rte_rcu_qsbr.h>
 #include <catch2/catch.hpp>
 
 #include <chrono>
 #include <memory>
 #include <string>
 #include <thread>
+
+#include "tests/unit/test_support.h"
 
 namespace {
 
@@ -21,27 +21,14 @@ std::string sdp(const char* addr, int port) {
          "\r\nt=0 0\r\nm=audio " + std::to_string(port) + " RTP/AVP 0\r\n";
 }
 
-struct Server {
-  rte_rcu_qsbr* qsbr = nullptr;
-  std::unique_ptr<rtpx::FlowTable> flows;
-  std::unique_ptr<rtpx::SessionManager> sm;
+struct Server : rtpx::test::SessionFixture {
   std::unique_ptr<rtpx::SessionService> service;
   std::unique_ptr<grpc::Server> server;
   std::unique_ptr<SessionService::Stub> stub;
 
-  Server() {
-    qsbr = static_cast<rte_rcu_qsbr*>(
-        rte_zmalloc(nullptr, rte_rcu_qsbr_get_memsize(1), RTE_CACHE_LINE_SIZE));
-    REQUIRE(rte_rcu_qsbr_init(qsbr, 1) == 0);
-    auto t = rtpx::FlowTable::create(1024, qsbr, 0);
-    REQUIRE(t.ok());
-    flows = std::move(*t);
-    rtpx::SessionInterface i;
-    i.name = "media0";
-    i.ipv4 = rtpx::IpPrefix::parse("192.0.2.2/24");
-    auto m = rtpx::SessionManager::create(rtpx::SessionsConfig{}, {i}, *flows, nullptr);
-    REQUIRE(m.ok());
-    sm = std::move(*m);
+  Server()
+      : SessionFixture(rtpx::SessionsConfig{}, rtpx::test::oneIpv4Interface(),
+                       /*capacity=*/1024) {
     service = std::make_unique<rtpx::SessionService>(*sm);
     grpc::ServerBuilder b;
     int port = 0;
@@ -61,9 +48,6 @@ struct Server {
     stub.reset();
     server.reset();
     service.reset();
-    sm.reset();
-    flows.reset();
-    rte_free(qsbr);
   }
 
   grpc::Status offer(const rtpx::v1::OfferRequest& req, rtpx::v1::OfferResponse* resp) {

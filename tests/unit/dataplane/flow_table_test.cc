@@ -5,15 +5,9 @@
 #include "dataplane/flow.h"
 
 #include <rte_byteorder.h>
-#include <catch2/catch.hpp>
-// rte_malloc.h pulls in rte_spinlock.h, whose recursive lock uses ++ on a volatile (C++20
-// deprecates it): DPDK's warning, not ours.
-#pragma GCC diagnostic push
-#pragma GCC diagnostic ignored "-Wvolatile"
-#include <rte_malloc.h>
-#pragma GCC diagnostic pop
 #include <rte_mbuf.h>
 #include <rte_rcu_qsbr.h>
+#include <catch2/catch.hpp>
 
 #include <pthread.h>
 #include <sched.h>
@@ -48,26 +42,12 @@ using rtpx::FlowSpec;
 using rtpx::FlowTable;
 using rtpx::IpAddr;
 
-// An RCU QSBR variable for `n` reader threads. With no thread registered, synchronize returns
-// at once. Declare it before the table so the table is destroyed first.
-struct Qsbr {
-  rte_rcu_qsbr* q = nullptr;
-  explicit Qsbr(uint32_t n) {
-    q = static_cast<rte_rcu_qsbr*>(
-        rte_zmalloc(nullptr, rte_rcu_qsbr_get_memsize(n), RTE_CACHE_LINE_SIZE));
-    REQUIRE(q != nullptr);
-    REQUIRE(rte_rcu_qsbr_init(q, n) == 0);
-  }
-  ~Qsbr() { rte_free(q); }
-  Qsbr(const Qsbr&) = delete;
-  Qsbr& operator=(const Qsbr&) = delete;
-};
+using rtpx::test::Qsbr;
 
 std::unique_ptr<FlowTable> makeTable(uint32_t capacity, rte_rcu_qsbr* q) {
-  auto t = FlowTable::create(capacity, q, 0);
-  REQUIRE(t.ok());
-  REQUIRE(*t != nullptr);
-  return std::move(*t);
+  std::unique_ptr<FlowTable> t = rtpx::test::makeFlowTable(capacity, q);
+  REQUIRE(t != nullptr);
+  return t;
 }
 
 IpAddr ip(const char* s) {

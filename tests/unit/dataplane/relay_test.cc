@@ -6,16 +6,14 @@
 // of dataplane/counters.h over every call.
 #include <catch2/catch.hpp>
 
-// rte_mbuf.h and rte_malloc.h pull in rte_spinlock.h, whose recursive lock uses ++ on a
-// volatile (deprecated in C++20): DPDK's warning, not ours.
+// rte_mbuf.h pulls in rte_spinlock.h, whose recursive lock uses ++ on a volatile (deprecated
+// in C++20): DPDK's warning, not ours.
 #pragma GCC diagnostic push
 #pragma GCC diagnostic ignored "-Wvolatile"
 #include <rte_byteorder.h>
 #include <rte_eth_ring.h>
 #include <rte_ethdev.h>
-#include <rte_malloc.h>
 #include <rte_mbuf.h>
-#include <rte_rcu_qsbr.h>
 #pragma GCC diagnostic pop
 
 #include <array>
@@ -375,10 +373,10 @@ struct Out {
 };
 
 struct Rig {
-  rte_rcu_qsbr* qsbr = nullptr;
+  rtpx::test::Qsbr qsbr{4};
   rtpx::InterfaceAddrs ifc;
   std::unique_ptr<rtpx::NeighborTable> neighbors = std::make_unique<rtpx::NeighborTable>();
-  std::unique_ptr<rtpx::FlowTable> flows;
+  std::unique_ptr<rtpx::FlowTable> flows = rtpx::test::makeFlowTable(257, qsbr.q);
   std::array<const rtpx::InterfaceAddrs*, 8> ifaces{};
   rtpx::RelayContext ctx;
   std::array<rtpx::WorkerCounters, 2> c;
@@ -401,20 +399,8 @@ struct Rig {
          {std::pair{kA4, kMacA}, std::pair{kBSdp4, kMacBSdp}, std::pair{kBNat4, kMacBNat},
           std::pair{kOther4, kMacOther}, std::pair{kC6, kMacC}})
       REQUIRE(neighbors->confirm(0, ipOf(ip), macOf(mac), kT0));
-    const uint32_t n = 4;
-    qsbr = static_cast<rte_rcu_qsbr*>(
-        rte_zmalloc(nullptr, rte_rcu_qsbr_get_memsize(n), RTE_CACHE_LINE_SIZE));
-    REQUIRE(qsbr != nullptr);
-    REQUIRE(rte_rcu_qsbr_init(qsbr, n) == 0);
-    auto t = rtpx::FlowTable::create(257, qsbr, 0);
-    REQUIRE(t.ok());
-    flows = std::move(*t);
     ifaces[0] = &ifc;
     ctx = rtpx::RelayContext{flows.get(), neighbors.get(), ifaces.data(), 8, 0, kT0};
-  }
-  ~Rig() {
-    flows.reset();
-    rte_free(qsbr);
   }
   Rig(const Rig&) = delete;
   Rig& operator=(const Rig&) = delete;

@@ -6,8 +6,6 @@
 // or malformed request changes nothing.
 #include "controlplane/ng/ng_commands.h"
 
-#include <rte_malloc.h>
-#include <rte_rcu_qsbr.h>
 #include <catch2/catch.hpp>
 
 #include <algorithm>
@@ -18,6 +16,7 @@
 #include <vector>
 
 #include "controlplane/ng/ng_server.h"
+#include "tests/unit/test_support.h"
 
 namespace {
 
@@ -99,40 +98,14 @@ std::string str(const Dict& d, std::string_view key) {
 
 // A session manager over a real flow table (one interface, 192.0.2.2), the NG commands on it,
 // a reply cache and an injected clock.
-struct Ng {
-  rte_rcu_qsbr* qsbr = nullptr;
-  std::unique_ptr<rtpx::FlowTable> flows;
-  std::unique_ptr<rtpx::SessionManager> sm;
+struct Ng : rtpx::test::SessionFixture {
   std::unique_ptr<rtpx::ng::NgCommands> commands;
   rtpx::ng::ReplyCache cache;
-  uint64_t now = 1000 * kSecond;
   int seq = 0;
 
-  explicit Ng(SessionsConfig cfg = {}) {
-    qsbr = static_cast<rte_rcu_qsbr*>(
-        rte_zmalloc(nullptr, rte_rcu_qsbr_get_memsize(1), RTE_CACHE_LINE_SIZE));
-    REQUIRE(qsbr != nullptr);
-    REQUIRE(rte_rcu_qsbr_init(qsbr, 1) == 0);
-    auto t = rtpx::FlowTable::create(1024, qsbr, 0);
-    REQUIRE(t.ok());
-    flows = std::move(*t);
-    rtpx::SessionInterface i;
-    i.name = "media0";
-    i.ipv4 = rtpx::IpPrefix::parse("192.0.2.2/24");
-    auto m = rtpx::SessionManager::create(cfg, {i}, *flows, nullptr, [this] { return now; });
-    INFO(m.status().ToString());
-    REQUIRE(m.ok());
-    sm = std::move(*m);
-    commands = std::make_unique<rtpx::ng::NgCommands>(*sm);
-  }
-  ~Ng() {
-    commands.reset();
-    sm.reset();
-    flows.reset();
-    rte_free(qsbr);
-  }
-  Ng(const Ng&) = delete;
-  Ng& operator=(const Ng&) = delete;
+  explicit Ng(SessionsConfig cfg = {})
+      : SessionFixture(cfg, rtpx::test::oneIpv4Interface(), /*capacity=*/1024),
+        commands(std::make_unique<rtpx::ng::NgCommands>(*sm)) {}
 
   std::string datagram(std::string_view d) {
     return rtpx::ng::handleDatagram(d, *commands, cache, now);
