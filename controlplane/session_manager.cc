@@ -188,9 +188,8 @@ struct SessionManager::Call {
   uint64_t answered_ns = 0;
   uint64_t delete_at_ns = 0;
   uint64_t next_check_ns = 0;
-  std::optional<uint64_t> timer;      // its key in timers_, if it is there
-  uint64_t packets_from[2] = {0, 0};  // received from each side, at the last check
-  uint64_t active_ns[2] = {0, 0};     // last check that saw packets_from[side] grow
+  std::optional<uint64_t> timer;   // its key in timers_, if it is there
+  uint64_t active_ns[2] = {0, 0};  // each side's latest accepted packet, at the last check
 
   int findLeg(std::string_view tag_value) const {
     for (std::size_t i = 0; i < legs.size(); ++i)
@@ -562,6 +561,11 @@ std::size_t SessionManager::callCount() const {
 std::size_t SessionManager::scheduledCount() const {
   std::lock_guard lk(mu_);
   return timers_.size();
+}
+
+uint64_t SessionManager::mediaChecks() const {
+  std::lock_guard lk(mu_);
+  return media_checks_;
 }
 
 SessionGauges SessionManager::gauges() const {
@@ -1268,7 +1272,6 @@ SessionManager::Call& SessionManager::endBranch(Call& call, int leg, SessionEven
       d.answered_ns = 0;
       d.media_started = false;
       d.one_sided_reported = false;
-      d.packets_from[0] = d.packets_from[1] = 0;
       d.active_ns[0] = d.active_ns[1] = 0;
     }
   }
@@ -1434,48 +1437,62 @@ std::vector<CallSummary> SessionManager::list() const {
 }
 
 // Reads the call's counters: media start, inactivity, one-sided media.
+// Media start, inactivity and one-sided media, from the dataplane's last-packet times (of
+// accepted packets only: junk from a foreign source keeps no call alive). The next check is
+// the earliest time any of them could change, so a call with media flowing both ways is
+// looked at once per timeout period, not every second.
 void SessionManager::checkMedia(Call& call, uint64_t now, std::vector<std::string>& to_delete) {
-  const bool timeouts = cfg_.no_media_s != 0 || cfg_.one_sided_s != 0;
-  call.next_check_ns = now + (timeouts ? kMediaCheckIntervalNs
-                                       : std::clamp((now - std::min(now, call.answered_ns)) / 4,
-                                                    kMediaCheckIntervalNs, kMaxMediaStartCheckNs));
-  uint64_t from[2] = {0, 0};
+  ++media_checks_;
+  uint64_t last[2] = {0, 0};  // per side: its latest accepted packet (0: none yet)
   for (const Media& m : call.media)
-    for (int leg = 0; leg < 2; ++leg)
-      for (FlowId id : {m.side[leg].rtp_flow, m.side[leg].rtcp_flow})
-        if (id != kNoFlow) from[leg] += flows_.packets(id);
-  for (int leg = 0; leg < 2; ++leg) {
-    if (from[leg] != call.packets_from[leg]) call.active_ns[leg] = now;
-    call.packets_from[leg] = from[leg];
-  }
-  if (!call.media_started && from[0] + from[1] > 0) {
+    for (int side = 0; side < 2; ++side)
+      for (FlowId id : {m.side[side].rtp_flow, m.side[side].rtcp_flow})
+        if (id != kNoFlow) last[side] = std::max(last[side], flows_.lastPacket(id));
+  call.active_ns[0] = last[0];
+  call.active_ns[1] = last[1];
+  if (!call.media_started && (last[0] != 0 || last[1] != 0)) {
     call.media_started = true;
-    emit(SessionEvent::Type::kMediaStarted, SessionEvent::Reason::kNone, call,
-         call.sideTag(from[0] > 0 ? 0 : 1), call.sideTag(from[0] > 0 ? 1 : 0), now);
+    const int first = last[1] == 0 || (last[0] != 0 && last[0] <= last[1]) ? 0 : 1;
+    emit(SessionEvent::Type::kMediaStarted, SessionEvent::Reason::kNone, call, call.sideTag(first),
+         call.sideTag(1 - first), now);
   }
-  const uint64_t since[2] = {std::max(call.answered_ns, call.active_ns[0]),
-                             std::max(call.answered_ns, call.active_ns[1])};
-  const uint64_t last = std::max(since[0], since[1]);
-  if (cfg_.no_media_s != 0 && now >= last + cfg_.no_media_s * kNsPerSecond) {
-    emit(SessionEvent::Type::kTimeout, SessionEvent::Reason::kNoMedia, call, call.sideTag(0),
-         call.sideTag(1), now);
-    to_delete.push_back(call.id);
-    return;
-  }
-  if (cfg_.one_sided_s == 0) return;
-  const uint64_t window = cfg_.one_sided_s * kNsPerSecond;
-  bool one_sided = false;
-  for (int leg = 0; leg < 2; ++leg) {
-    const bool talking = call.active_ns[leg] != 0 && now < call.active_ns[leg] + window;
-    const bool silent = now >= since[1 - leg] + window;
-    if (talking && silent) {
-      one_sided = true;
-      if (!call.one_sided_reported)
-        emit(SessionEvent::Type::kTimeout, SessionEvent::Reason::kOneSidedMedia, call,
-             call.sideTag(leg), call.sideTag(1 - leg), now);
+  uint64_t next = UINT64_MAX;
+  auto consider = [&](uint64_t t) {
+    if (t > now) next = std::min(next, t);
+  };
+  if (!call.media_started)  // nothing to read a time from yet: look again, ever less often
+    consider(now + std::clamp((now - std::min(now, call.answered_ns)) / 4, kMediaCheckIntervalNs,
+                              kMaxMediaStartCheckNs));
+  const uint64_t since[2] = {std::max(call.answered_ns, last[0]),
+                             std::max(call.answered_ns, last[1])};
+  if (cfg_.no_media_s != 0) {
+    const uint64_t silent_at = std::max(since[0], since[1]) + cfg_.no_media_s * kNsPerSecond;
+    if (now >= silent_at) {
+      emit(SessionEvent::Type::kTimeout, SessionEvent::Reason::kNoMedia, call, call.sideTag(0),
+           call.sideTag(1), now);
+      to_delete.push_back(call.id);
+      return;
     }
+    consider(silent_at);
   }
-  call.one_sided_reported = one_sided;
+  if (cfg_.one_sided_s != 0) {
+    const uint64_t window = cfg_.one_sided_s * kNsPerSecond;
+    bool one_sided = false;
+    for (int side = 0; side < 2; ++side) {
+      const bool talking = last[side] != 0 && now < last[side] + window;
+      const bool silent = now >= since[1 - side] + window;
+      if (talking) consider(last[side] + window);       // when it would stop talking
+      if (!silent) consider(since[1 - side] + window);  // when the other would be silent
+      if (talking && silent) {
+        one_sided = true;
+        if (!call.one_sided_reported)
+          emit(SessionEvent::Type::kTimeout, SessionEvent::Reason::kOneSidedMedia, call,
+               call.sideTag(side), call.sideTag(1 - side), now);
+      }
+    }
+    call.one_sided_reported = one_sided;
+  }
+  call.next_check_ns = next;  // UINT64_MAX: nothing can change until a request does
 }
 
 std::optional<uint64_t> SessionManager::deadline(const Call& call) const {
@@ -1486,8 +1503,7 @@ std::optional<uint64_t> SessionManager::deadline(const Call& call) const {
       if (cfg_.offer_unanswered_s == 0) return std::nullopt;
       return call.offered_ns + cfg_.offer_unanswered_s * kNsPerSecond;
     case CallState::kAnswered:
-      // Media counters matter for the timeouts, and until media starts for its event.
-      if (cfg_.no_media_s == 0 && cfg_.one_sided_s == 0 && call.media_started) return std::nullopt;
+      if (call.next_check_ns == UINT64_MAX) return std::nullopt;
       return call.next_check_ns;
   }
   return std::nullopt;

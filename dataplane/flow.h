@@ -61,7 +61,7 @@ struct FlowStats {
   uint64_t dropped_no_destination = 0;
   uint64_t dropped_no_route = 0;  // next hop not resolved yet
   uint64_t dropped_not_forwarding = 0;
-  uint64_t first_packet_ns = 0;  // monotonic clock; 0 = none yet
+  uint64_t first_packet_ns = 0;  // monotonic clock, accepted packets only; 0 = none yet
   uint64_t last_packet_ns = 0;
   bool latched = false;
   Endpoint latched_source;
@@ -108,6 +108,9 @@ class FlowTable {
   absl::StatusOr<FlowStats> stats(FlowId id) const;
   // Packets received so far (stats().packets, without the rest); 0 for an unknown id.
   uint64_t packets(FlowId id) const;
+  // The worker's clock (CLOCK_MONOTONIC ns) at the latest packet it accepted (from the
+  // latched source); 0 for none yet or an unknown id.
+  uint64_t lastPacket(FlowId id) const;
   // Flows in the table (retired ones not counted).
   size_t size() const { return live_; }
   // Removed flows and replaced specs waiting for a grace period; for tests and statistics.

@@ -181,6 +181,11 @@ uint64_t FlowTable::packets(FlowId id) const {
   return f == nullptr ? 0 : f->packets.read();
 }
 
+uint64_t FlowTable::lastPacket(FlowId id) const {
+  const Flow* f = get(by_id_, id);
+  return f == nullptr ? 0 : f->last_packet_ns.load(std::memory_order_relaxed);
+}
+
 absl::StatusOr<FlowStats> FlowTable::stats(FlowId id) const {
   const Flow* f = get(by_id_, id);
   if (f == nullptr) return absl::NotFoundError("flow: unknown id");

@@ -294,9 +294,6 @@ IngressResult relayFlow(rte_mbuf* m, Flow* f, const RelayContext& ctx, WorkerCou
   const uint32_t payload_len = rte_be_to_cpu_16(udp->dgram_len) - kUdp;
   f->packets.add(1);
   f->bytes.add(payload_len);
-  if (f->first_packet_ns.load(std::memory_order_relaxed) == 0)
-    f->first_packet_ns.store(ctx.now_ns, std::memory_order_relaxed);
-  f->last_packet_ns.store(ctx.now_ns, std::memory_order_relaxed);
 
   // Latching (symmetric RTP through NAT), then strict source: the RTP-bleed defence.
   const Endpoint source{src_addr, rte_be_to_cpu_16(udp->src_port)};
@@ -307,6 +304,10 @@ IngressResult relayFlow(rte_mbuf* m, Flow* f, const RelayContext& ctx, WorkerCou
     f->dropped_source.add(1);
     return dropped(c, DropReason::flow_source_mismatch);
   }
+  // Media activity (session timeouts) counts accepted packets only.
+  if (f->first_packet_ns.load(std::memory_order_relaxed) == 0)
+    f->first_packet_ns.store(ctx.now_ns, std::memory_order_relaxed);
+  f->last_packet_ns.store(ctx.now_ns, std::memory_order_relaxed);
 
   const auto* payload = reinterpret_cast<const uint8_t*>(udp + 1);
   if (sp.rtcp) {

@@ -100,8 +100,9 @@ struct Harness : rtpx::test::SessionFixture {
 // One RTP packet (PCMU, 160 bytes) from `src`:`sport` to rtpx's `dst`:`dport`, through the
 // dataplane's relay path. No interface is configured for egress, so it is counted and then
 // dropped as no_route: enough for the manager's media checks.
+// One RTP packet through the relay path, received at the worker's clock `now_ns`.
 void sendRtp(rtpx::FlowTable& table, const char* src, uint16_t sport, const char* dst,
-             uint16_t dport, uint16_t seq) {
+             uint16_t dport, uint16_t seq, uint64_t now_ns = 1) {
   const IpAddr s = ip(src), d = ip(dst);
   const bool v6 = s.isV6();
   const std::size_t l3 = v6 ? 40 : 20, payload = 12 + 160, len = 14 + l3 + 8 + payload;
@@ -157,7 +158,7 @@ void sendRtp(rtpx::FlowTable& table, const char* src, uint16_t sport, const char
   rtpx::RelayContext ctx;
   ctx.flows = &table;
   ctx.worker = 0;
-  ctx.now_ns = 1;
+  ctx.now_ns = now_ns;
   rtpx::WorkerCounters counters;
   (void)rtpx::relayUdp(m, ctx, counters, false);
   rte_pktmbuf_free(m);
@@ -1050,7 +1051,8 @@ TEST_CASE("timeouts fire on the injected clock", "[sessions][timeouts]") {
     h.answer("s", "a", "b", simpleSdp("b", "192.0.2.20", 5000));
     uint16_t seq = 1;
     for (uint64_t s = 1; s <= 130; ++s) {
-      sendRtp(*h.flows, "192.0.2.10", 4000, "192.0.2.2", 30000, seq++);  // A talks, B is silent
+      // A talks, B is silent.
+      sendRtp(*h.flows, "192.0.2.10", 4000, "192.0.2.2", 30000, seq++, t0 + s * kSecond);
       h.sm->tick(t0 + s * kSecond);
     }
     CHECK(h.sm->callCount() == 1);
@@ -1059,8 +1061,9 @@ TEST_CASE("timeouts fire on the injected clock", "[sessions][timeouts]") {
                                                                 "timeout/one_sided_media s a>b"});
     // B starts talking: no longer one-sided; when both stop, the call times out.
     for (uint64_t s = 131; s <= 140; ++s) {
-      sendRtp(*h.flows, "192.0.2.10", 4000, "192.0.2.2", 30000, seq++);
-      sendRtp(*h.flows, "192.0.2.20", 5000, "192.0.2.2", 30002, static_cast<uint16_t>(s));
+      sendRtp(*h.flows, "192.0.2.10", 4000, "192.0.2.2", 30000, seq++, t0 + s * kSecond);
+      sendRtp(*h.flows, "192.0.2.20", 5000, "192.0.2.2", 30002, static_cast<uint16_t>(s),
+              t0 + s * kSecond);
       h.sm->tick(t0 + s * kSecond);
     }
     h.sm->tick(t0 + 199 * kSecond);
@@ -1069,6 +1072,21 @@ TEST_CASE("timeouts fire on the injected clock", "[sessions][timeouts]") {
     CHECK(h.sm->callCount() == 0);
     CHECK(eventStrings(drain(*sub)) ==
           std::vector<std::string>{"timeout/no_media s a>b", "deleted/no_media s a>b"});
+  }
+  SECTION("packets from a foreign source keep no call alive") {
+    h.offer("j", "a", simpleSdp("a", "192.0.2.10", 4000));
+    h.answer("j", "a", "b", simpleSdp("b", "192.0.2.20", 5000));
+    sendRtp(*h.flows, "192.0.2.10", 4000, "192.0.2.2", 30000, 1, t0 + kSecond);  // latches A
+    h.sm->tick(t0 + kSecond);
+    for (uint64_t s = 2; s <= 60; ++s) {  // then only junk, from another port of A's host
+      sendRtp(*h.flows, "192.0.2.10", 4444, "192.0.2.2", 30000, 1, t0 + s * kSecond);
+      h.sm->tick(t0 + s * kSecond);
+    }
+    CHECK(h.query("j").media[0].directions[0].stats.dropped_source == 59);
+    CHECK(h.sm->callCount() == 1);
+    sendRtp(*h.flows, "192.0.2.10", 4444, "192.0.2.2", 30000, 1, t0 + 61 * kSecond);
+    h.sm->tick(t0 + 61 * kSecond);  // 60 s after A's last accepted packet
+    CHECK(h.sm->callCount() == 0);
   }
   SECTION("delete delay") {
     h.offer("dd", "a", simpleSdp("a", "192.0.2.10", 4000));
@@ -1093,6 +1111,40 @@ TEST_CASE("timeouts fire on the injected clock", "[sessions][timeouts]") {
     h.sm->tick(t0 + 6 * kSecond);
     CHECK(h.sm->callCount() == 1);
   }
+}
+
+TEST_CASE("calls with media flowing are looked at once per timeout period, not every tick",
+          "[sessions][timeouts]") {
+  SessionsConfig cfg;  // no_media 60 s, one_sided 60 s
+  Harness h(cfg);
+  const uint64_t t0 = h.now;
+  constexpr int kCalls = 100;
+  for (int k = 0; k < kCalls; ++k) {
+    const std::string id = "m" + std::to_string(k);
+    h.offer(id, "a", simpleSdp("a", "192.0.2.10", static_cast<uint16_t>(4000 + 2 * k)));
+    h.answer(id, "a", "b", simpleSdp("b", "192.0.2.20", static_cast<uint16_t>(5000 + 2 * k)));
+  }
+  // Both sides of every call send a packet every second for 10 minutes; a tick every 200 ms.
+  uint16_t seq = 1;
+  for (uint64_t ms = 0; ms <= 600'000; ms += 200) {
+    const uint64_t now = t0 + ms * 1'000'000;
+    if (ms % 1000 == 0) {
+      for (int k = 0; k < kCalls; ++k) {
+        const auto a = static_cast<uint16_t>(30000 + 4 * k);  // A sends here; B to a + 2
+        sendRtp(*h.flows, "192.0.2.10", static_cast<uint16_t>(4000 + 2 * k), "192.0.2.2", a, seq,
+                now);
+        sendRtp(*h.flows, "192.0.2.20", static_cast<uint16_t>(5000 + 2 * k), "192.0.2.2",
+                static_cast<uint16_t>(a + 2), seq, now);
+      }
+      ++seq;
+    }
+    h.sm->tick(now);
+  }
+  CHECK(h.sm->callCount() == kCalls);
+  // Once for media start (at most a second after the answer), then about once a minute: not
+  // once a second (60,000 reads) nor once a tick (300,000).
+  INFO("media checks: " << h.sm->mediaChecks());
+  CHECK(h.sm->mediaChecks() <= kCalls * (1 + 600 / 59 + 1));
 }
 
 TEST_CASE("with the timeouts off, a tick looks only at calls whose media has not started",
