@@ -1,5 +1,7 @@
 #include "controlplane/session_service.h"
 
+#include <chrono>
+#include <cstring>
 #include <deque>
 #include <mutex>
 #include <string>
@@ -338,7 +340,57 @@ v1::ExchangeResponse SessionService::exchange(const v1::ExchangeRequest& req) {
   return resp;
 }
 
+namespace {
+
+uint64_t monotonicNs() {
+  return static_cast<uint64_t>(std::chrono::duration_cast<std::chrono::nanoseconds>(
+                                   std::chrono::steady_clock::now().time_since_epoch())
+                                   .count());
+}
+
+// A request with a request_id seen in the last 30-60 s gets the reply it got then (status and
+// response), without running again; otherwise it runs and its reply is kept.
+template <class Req, class Resp, class Run>
+grpc::Status replayable(ReplyCache& cache, char kind, const Req& req, Resp& resp, Run run) {
+  if (req.request_id().empty()) return run();
+  std::string key(1, kind);
+  key += req.request_id();
+  if (std::optional<std::string> hit = cache.find(key)) {
+    // <code byte><message length, 4 bytes><message><serialized response>
+    const auto code = static_cast<grpc::StatusCode>(static_cast<uint8_t>((*hit)[0]));
+    uint32_t len = 0;
+    std::memcpy(&len, hit->data() + 1, 4);
+    std::string message = hit->substr(5, len);
+    if (!resp.ParseFromString(hit->substr(5 + len)))
+      return grpc::Status(grpc::StatusCode::INTERNAL, "reply cache: corrupt entry");
+    return grpc::Status(code, std::move(message));
+  }
+  const grpc::Status st = run();
+  std::string entry(1, static_cast<char>(st.error_code()));
+  const std::string& message = st.error_message();
+  const auto len = static_cast<uint32_t>(message.size());
+  entry.append(reinterpret_cast<const char*>(&len), 4);
+  entry += message;
+  resp.AppendToString(&entry);
+  cache.insert(std::move(key), std::move(entry), monotonicNs());
+  return st;
+}
+
+}  // namespace
+
 grpc::Status SessionService::offer(const v1::OfferRequest& req, v1::OfferResponse& resp) {
+  return replayable(replies_, 'o', req, resp, [&] { return runOffer(req, resp); });
+}
+
+grpc::Status SessionService::answer(const v1::AnswerRequest& req, v1::AnswerResponse& resp) {
+  return replayable(replies_, 'a', req, resp, [&] { return runAnswer(req, resp); });
+}
+
+grpc::Status SessionService::remove(const v1::DeleteRequest& req, v1::DeleteResponse& resp) {
+  return replayable(replies_, 'd', req, resp, [&] { return runRemove(req, resp); });
+}
+
+grpc::Status SessionService::runOffer(const v1::OfferRequest& req, v1::OfferResponse& resp) {
   if (auto st = requireField(req.call_id(), "call_id", "the SIP Call-ID"); !st.ok()) return st;
   if (auto st = requireField(req.from_tag(), "from_tag", "the tag of the leg that offers");
       !st.ok())
@@ -365,7 +417,7 @@ grpc::Status SessionService::offer(const v1::OfferRequest& req, v1::OfferRespons
   return grpc::Status::OK;
 }
 
-grpc::Status SessionService::answer(const v1::AnswerRequest& req, v1::AnswerResponse& resp) {
+grpc::Status SessionService::runAnswer(const v1::AnswerRequest& req, v1::AnswerResponse& resp) {
   if (auto st = requireField(req.call_id(), "call_id", "the SIP Call-ID"); !st.ok()) return st;
   if (auto st = requireField(req.from_tag(), "from_tag", "the tag of the leg that offered");
       !st.ok())
@@ -381,7 +433,7 @@ grpc::Status SessionService::answer(const v1::AnswerRequest& req, v1::AnswerResp
   return grpc::Status::OK;
 }
 
-grpc::Status SessionService::remove(const v1::DeleteRequest& req, v1::DeleteResponse& resp) {
+grpc::Status SessionService::runRemove(const v1::DeleteRequest& req, v1::DeleteResponse& resp) {
   if (auto st = requireField(req.call_id(), "call_id", "the SIP Call-ID"); !st.ok()) return st;
   DeleteOptions o;
   if (req.has_delay()) {

@@ -16,6 +16,7 @@
 #include <mutex>
 #include <set>
 
+#include "controlplane/reply_cache.h"
 #include "controlplane/session_manager.h"
 #include "rtpx/v1/session.grpc.pb.h"
 
@@ -60,13 +61,18 @@ class SessionService final : public SessionServiceBase {
   class ExchangeReactor;
   v1::ExchangeResponse exchange(const v1::ExchangeRequest& req);
 
+  // Offer, answer and delete: from the reply cache when the request_id was seen, else run.
   grpc::Status offer(const v1::OfferRequest& req, v1::OfferResponse& resp);
   grpc::Status answer(const v1::AnswerRequest& req, v1::AnswerResponse& resp);
   grpc::Status remove(const v1::DeleteRequest& req, v1::DeleteResponse& resp);
+  grpc::Status runOffer(const v1::OfferRequest& req, v1::OfferResponse& resp);
+  grpc::Status runAnswer(const v1::AnswerRequest& req, v1::AnswerResponse& resp);
+  grpc::Status runRemove(const v1::DeleteRequest& req, v1::DeleteResponse& resp);
   grpc::Status query(const v1::QueryRequest& req, v1::QueryResponse& resp);
   grpc::Status list(v1::ListResponse& resp);
 
   SessionManager& sessions_;
+  ReplyCache replies_;
   std::atomic<bool> shutdown_{false};
   std::mutex exchanges_mu_;
   std::set<grpc::CallbackServerContext*> exchanges_;  // open Exchange streams

@@ -64,28 +64,12 @@ absl::Status parseListen(const std::string& listen, sockaddr_storage& sa, sockle
 
 }  // namespace
 
-const std::string* ReplyCache::find(std::string_view cookie) const {
-  const std::string key(cookie);
-  if (auto it = current_.find(key); it != current_.end()) return &it->second;
-  if (auto it = previous_.find(key); it != previous_.end()) return &it->second;
-  return nullptr;
-}
-
-void ReplyCache::insert(std::string cookie, std::string reply, uint64_t now_ns) {
-  if (now_ns >= current_since_ns_ + kGenerationNs || current_.size() >= kMaxPerGeneration) {
-    previous_ = std::move(current_);
-    current_.clear();
-    current_since_ns_ = now_ns;
-  }
-  current_.insert_or_assign(std::move(cookie), std::move(reply));
-}
-
 std::string handleDatagram(std::string_view datagram, NgCommands& commands, ReplyCache& cache,
                            uint64_t now_ns) {
   const std::size_t space = datagram.find(' ');
   if (space == std::string_view::npos || space == 0) return {};  // no cookie: nobody to answer
   const std::string_view cookie = datagram.substr(0, space);
-  if (const std::string* cached = cache.find(cookie)) return *cached;
+  if (std::optional<std::string> cached = cache.find(cookie)) return *std::move(cached);
   const std::string_view payload = datagram.substr(space + 1);
   bencode::Dict reply;
   if (payload.empty()) {

@@ -12,25 +12,13 @@
 #include <string>
 #include <string_view>
 #include <thread>
-#include <unordered_map>
 
 #include "controlplane/ng/ng_commands.h"
+#include "controlplane/reply_cache.h"
 
 namespace rtpx::ng {
 
-// Replies by cookie. Thread-compatible (the server's one thread uses it).
-class ReplyCache {
- public:
-  static constexpr uint64_t kGenerationNs = 30'000'000'000ull;
-  static constexpr std::size_t kMaxPerGeneration = 200'000;
-
-  const std::string* find(std::string_view cookie) const;
-  void insert(std::string cookie, std::string reply, uint64_t now_ns);
-
- private:
-  std::unordered_map<std::string, std::string> current_, previous_;
-  uint64_t current_since_ns_ = 0;
-};
+using ReplyCache = rtpx::ReplyCache;
 
 // The reply to one datagram ("" when none is due: no cookie). Uses and fills `cache`.
 std::string handleDatagram(std::string_view datagram, NgCommands& commands, ReplyCache& cache,

@@ -295,6 +295,44 @@ TEST_CASE("SessionService: invalid requests say what is wrong and what is allowe
   CHECK(s.sm->callCount() == 2);
 }
 
+TEST_CASE("SessionService: a retransmitted request_id gets its first reply without running again",
+          "[service]") {
+  Server s;
+  rtpx::v1::OfferRequest req = offerRequest("r1", "a", sdp("192.0.2.10", 4000));
+  req.set_request_id("req-1");
+  rtpx::v1::OfferResponse first, again;
+  REQUIRE(s.offer(req, &first).ok());
+  {
+    grpc::ClientContext ctx;
+    rtpx::v1::DeleteRequest del;
+    del.set_call_id("r1");
+    rtpx::v1::DeleteResponse dresp;
+    REQUIRE(s.stub->Delete(&ctx, del, &dresp).ok());
+  }
+  // The call is gone; the retransmitted offer is answered from the cache and creates nothing.
+  REQUIRE(s.offer(req, &again).ok());
+  CHECK(again.sdp() == first.sdp());
+  CHECK(s.sm->callCount() == 0);
+  // An error is replayed as well: the same code and message.
+  rtpx::v1::AnswerRequest bad;
+  bad.set_call_id("nope");
+  bad.set_from_tag("a");
+  bad.set_to_tag("b");
+  bad.set_sdp(sdp("192.0.2.20", 5000));
+  bad.set_request_id("req-2");
+  for (int i = 0; i < 2; ++i) {
+    grpc::ClientContext ctx;
+    rtpx::v1::AnswerResponse aresp;
+    const grpc::Status st = s.stub->Answer(&ctx, bad, &aresp);
+    CHECK(st.error_code() == grpc::StatusCode::NOT_FOUND);
+    CHECK(st.error_message() == "no call 'nope'");
+  }
+  // Without a request_id every request runs.
+  req.clear_request_id();
+  REQUIRE(s.offer(req, &again).ok());
+  CHECK(s.sm->callCount() == 1);
+}
+
 TEST_CASE("toGrpcStatus keeps code and message", "[service]") {
   CHECK(rtpx::toGrpcStatus(absl::OkStatus()).ok());
   const grpc::Status st = rtpx::toGrpcStatus(absl::ResourceExhaustedError("no ports"));
