@@ -14,7 +14,9 @@ then R is the namespace `Rtpxd` makes (rtpx's media address 192.0.2.2 sits behin
 192.0.2.1), and rtpx's NG socket is a kernel socket in the host namespace on 10.13.0.1, which
 Kamailio reaches over the management veth. Either way Kamailio's `rtpengine_sock` and the
 tests' own NG client talk to `relay.ng_socks` from inside R, and the media checks look for
-`relay.media_ip`; nothing else differs between the two.
+`relay.media_ip`; nothing else differs between the two. (RtpxTwoNodes adds a second rtpxd
+to the same R, media on 198.51.100.2 behind R's 198.51.100.1, NG on the next port of
+10.13.0.1, for a set of two nodes.)
 
 A and B have their default route via R and R has none, so nothing a test sends can leave the
 machine; the host sends nothing to these addresses either (its NG client lives in R)."""
@@ -275,7 +277,53 @@ class RtpxRelay:
         return "--- rtpxd log (last 60 lines):\n" + "\n".join(lines[-60:]) + "\n"
 
 
-RELAYS = {"rtpengine": RtpengineRelay, "rtpx": RtpxRelay}
+class RtpxTwoNodes(RtpxRelay):
+    """Two rtpxd, for a set of two NG nodes: the relay the checks look at is RtpxRelay's (R is
+    its namespace, media on 192.0.2.2, NG on MGMT_HOST_IP:NG_PORT); `other` is a second rtpxd
+    with a veth of its own into the same R (media on OTHER_V4 behind R's OTHER_PEER_V4), NG on
+    MGMT_HOST_IP:NG_PORT+1, its config given `other_toml` (a session limit, say). Kamailio's
+    set holds only the first unless KamailioEnv's ng_socks names both."""
+
+    name = "rtpx, two nodes"
+    OTHER_V4, OTHER_PEER_V4 = "198.51.100.2", "198.51.100.1"
+    OTHER_V6, OTHER_PEER_V6 = "2001:db8:1::2", "2001:db8:1::1"
+
+    def __init__(self, tag, work, other_toml=""):
+        super().__init__(tag, work)
+        self.other_toml = other_toml
+        self.other = None
+        self.other_media_ip = self.OTHER_V4
+        self.other_ng_sock = f"{MGMT_HOST_IP}:{NG_PORT + 1}"
+
+    def start(self, bed):
+        super().start(bed)
+        self.other = Rtpxd(f"{self.tag}n", extra_toml=self.other_toml,
+                           ng_listen=self.other_ng_sock, ns=self.d.ns, rtpx_v4=self.OTHER_V4,
+                           peer_v4=self.OTHER_PEER_V4, rtpx_v6=self.OTHER_V6,
+                           peer_v6=self.OTHER_PEER_V6)
+        self.other.start()
+
+    def stop(self):
+        other_rc = self.other.stop() if self.other is not None else None
+        rc = super().stop()
+        assert other_rc in (0, None), \
+            f"the second rtpxd exited with {other_rc}:\n{self.other.read_log()}"
+        return rc
+
+    def cleanup(self):
+        if self.other is not None:
+            if self.other.proc and self.other.proc.poll() is None:
+                self.other.stop()
+            self.other.cleanup()
+        super().cleanup()
+
+    def log_tail(self):
+        lines = self.other.read_log().splitlines() if self.other else []
+        return (super().log_tail() + "--- second rtpxd log (last 30 lines):\n"
+                + "\n".join(lines[-30:]) + "\n")
+
+
+RELAYS = {"rtpengine": RtpengineRelay, "rtpx": RtpxRelay, "rtpx-two-nodes": RtpxTwoNodes}
 
 
 # --- NG, from inside R ------------------------------------------------------------------------
@@ -635,14 +683,15 @@ def calls_in(packets, relay_ip, slack=0.5):
 class KamailioEnv:
     """Testbed + relay + Kamailio, started in that order and stopped in reverse.
 
-    `relay` is a RELAYS key. Kamailio's NG set is the relay's NG socket, or `ng_socks`
-    ("ADDR:PORT[=WEIGHT]" each, as reachable from R) when given: e.g. the relay's and a second
-    node's, for a test that makes one of them refuse calls."""
+    `relay` is a RELAYS key, `relay_options` keywords for its class. Kamailio's NG set is the
+    relay's NG socket, or `ng_socks` ("ADDR:PORT[=WEIGHT]" each, as reachable from R) when
+    given: e.g. the relay's and a second node's, for a test that makes one of them refuse
+    calls."""
 
-    def __init__(self, relay, tag, work, ng_socks=None):
+    def __init__(self, relay, tag, work, ng_socks=None, relay_options=None):
         self.work = work
         self.bed = Testbed(tag)
-        self.relay = RELAYS[relay](tag, work)
+        self.relay = RELAYS[relay](tag, work, **(relay_options or {}))
         self.ng_socks = ng_socks
         self.kamailio = None
 

@@ -32,9 +32,16 @@ class Rtpxd:
     RTPX_V6 = "2001:db8::2"
     PEER_V6 = "2001:db8::1"
 
-    def __init__(self, tag, workers=1, extra_toml="", ng_listen=None):
+    def __init__(self, tag, workers=1, extra_toml="", ng_listen=None, ns=None, rtpx_v4=None,
+                 peer_v4=None, rtpx_v6=None, peer_v6=None):
         self.tag = tag
-        self.ns = f"rtpxt-{tag}"
+        # A namespace of its own, or `ns`: another rtpxd's, which this one then shares (a
+        # veth of its own into it, so its addresses must be another subnet's) and leaves
+        # in place at cleanup().
+        self.ns = ns or f"rtpxt-{tag}"
+        self.own_ns = ns is None
+        self.rtpx_v4, self.peer_v4 = rtpx_v4 or self.RTPX_V4, peer_v4 or self.PEER_V4
+        self.rtpx_v6, self.peer_v6 = rtpx_v6 or self.RTPX_V6, peer_v6 or self.PEER_V6
         self.host_if = f"rtx{tag}"
         self.peer_if = f"rtx{tag}p"
         self.grpc_port = free_port()
@@ -58,18 +65,18 @@ mbufs_per_socket = 8191
 [[interface]]
 name = "media0"
 device = "net_af_packet{tag},iface={self.host_if},qpairs={workers}"
-ipv4 = "{self.RTPX_V4}/24"
-ipv6 = "{self.RTPX_V6}/64"
-gateway4 = "{self.PEER_V4}"
-gateway6 = "{self.PEER_V6}"
+ipv4 = "{self.rtpx_v4}/24"
+ipv6 = "{self.rtpx_v6}/64"
+gateway4 = "{self.peer_v4}"
+gateway6 = "{self.peer_v6}"
 
 [dev_netns]
 enabled = true
 namespace = "{self.ns}"
 host_ifname = "{self.host_if}"
 peer_ifname = "{self.peer_if}"
-peer_ipv4 = "{self.PEER_V4}/24"
-peer_ipv6 = "{self.PEER_V6}/64"
+peer_ipv4 = "{self.peer_v4}/24"
+peer_ipv6 = "{self.peer_v6}/64"
 
 [grpc]
 listen = "127.0.0.1:{self.grpc_port}"
@@ -116,7 +123,8 @@ listen = "{self.ng_listen}"
 
     def cleanup(self):
         subprocess.run(["ip", "link", "del", self.host_if], capture_output=True)
-        subprocess.run(["ip", "netns", "del", self.ns], capture_output=True)
+        if self.own_ns:
+            subprocess.run(["ip", "netns", "del", self.ns], capture_output=True)
 
     def read_log(self):
         return self.log_path.read_text() if self.log_path.exists() else ""

@@ -6,7 +6,8 @@ and carries G.711 both ways (sipp plays its g711a.pcap, the callee echoes it).
 Checked against each relay (RELAYS): 100 calls, per call, RTP only via the relay's address
 and every packet relayed both ways; early media (183 with SDP, then 200 with the same SDP);
 hold and resume by re-INVITE from either side; BYE from either side deletes the call on the
-relay (NG query and list)."""
+relay (NG query and list). And, rtpx only: two rtpx nodes in one rtpengine set, one at its
+load limit: the calls go to the other."""
 from collections import Counter
 
 import pytest
@@ -22,10 +23,24 @@ RELAYS = ["rtpengine", "rtpx"]
 
 PLAYED = pcap_packets(SIPP_SHARE / AUDIO_PCAP)  # 236 RTP packets per call
 
+# A variant of `env` one test asks for by indirect parametrization (so that pytest stops the
+# other variants' env first: they all use the same management address): two rtpxd, node 1 with
+# room for one call and node 2 as usual, in one rtpengine set.
+TWO_NODES = "rtpx-two-nodes"
+# no_media_s: node 1's one call carries no media, and must hold its slot for the whole test.
+FULL_NODE_TOML = "[sessions]\nmax_sessions = 1\nno_media_s = 3600\n"
+
 
 @pytest.fixture(scope="module", params=RELAYS)
 def env(request, tmp_path_factory):
-    e = KamailioEnv(request.param, _tag(), tmp_path_factory.mktemp(f"kamailio-{request.param}"))
+    two_nodes = request.param == TWO_NODES
+    e = KamailioEnv(request.param, _tag(), tmp_path_factory.mktemp(f"kamailio-{request.param}"),
+                    relay_options={"other_toml": FULL_NODE_TOML} if two_nodes else None)
+    if two_nodes:
+        # Kamailio picks a new call's first node by (sum of the Call-ID's bytes & 0xff) % the
+        # set's weight sum (docs/rtpengine-ng-notes.md 2.6): with weights 1000 and 1 that is
+        # node 1 for every Call-ID, so every call meets the full node first.
+        e.ng_socks = [f"{e.relay.other_ng_sock}=1000", f"{e.relay.ng_socks[0]}=1"]
     try:
         e.start()
         yield e
@@ -221,3 +236,77 @@ def test_bye_deletes_the_call_on_the_relay(env, procs, tmp_path, who):
     # Kamailio deleted the call before it relayed the BYE, so it is gone by now.
     assert not env.relay_knows(call_id), env.diagnostics()
     assert call_id not in env.relay_calls(), env.diagnostics()
+
+
+# --- two rtpx nodes in one set ----------------------------------------------------------------
+
+def ng_ok(reply):
+    assert reply.get(b"result") == b"ok", reply
+    return reply
+
+
+def occupy(env, node, call_id):
+    """One call set up directly over NG on `node` (offer and answer, Kamailio-shaped), no
+    media: it takes a session slot and nothing else."""
+    def sdp(who, ip, port):
+        return (f"v=0\r\no={who} 1 1 IN IP4 {ip}\r\ns=-\r\nc=IN IP4 {ip}\r\nt=0 0\r\n"
+                f"m=audio {port} RTP/AVP 8\r\na=rtpmap:8 PCMA/8000\r\n").encode()
+    common = {"call-id": call_id, "from-tag": "occupant-a", "supports": ["load limit"],
+              "replace": ["origin", "session-connection"]}
+    ng_ok(env.ng({"command": "offer", "sdp": sdp("a", CALLER_IP, 7000), **common}, node=node))
+    ng_ok(env.ng({"command": "answer", "to-tag": "occupant-b", "sdp": sdp("b", CALLEE_IP, 7000),
+                  **common}, node=node))
+
+
+def node_calls(env, node):
+    return {c.decode() for c in ng_ok(env.ng({"command": "list"}, node=node))[b"calls"]}
+
+
+def node_totals(env, node):
+    stats = ng_ok(env.ng({"command": "statistics"}, node=node))[b"statistics"]
+    return {k.decode(): v for k, v in stats[b"totalstatistics"].items()}
+
+
+@pytest.mark.parametrize("env", [TWO_NODES], indirect=True)
+def test_two_rtpx_nodes_one_at_its_load_limit_the_calls_go_to_the_other(env, procs,
+                                                                        tmp_path):
+    n = 5
+    full, free = env.relay.other_ng_sock, env.relay.ng_socks[0]
+    full_ip, free_ip = env.relay.other_media_ip, env.relay.media_ip
+    occupant = "occupant@full-node"
+    occupy(env, full, occupant)
+    assert node_calls(env, full) == {occupant}
+    rejected_before = node_totals(env, full)["rejectedsessions"]
+    managed_before = node_totals(env, free)["managedsessions"]
+
+    cap = start(procs, Capture(env.bed, tmp_path / "media.pcapng").start())
+    uas = start(procs, callee(env.bed, tmp_path, "call_uas.xml", calls=n))
+    # 5 new calls a second, each 7.3 s (the 7.05 s pcap, then BYE): all up at once for ~6 s.
+    uac = start(procs, caller(env.bed, tmp_path, "call_uac.xml", "lb", "-r", str(n), "-d",
+                              "7300", calls=n))
+    call_ids = {f"lb-{i}@{CALLER_IP}" for i in range(1, n + 1)}
+    # During the calls: node 2 holds all of them, node 1 still only its own.
+    wait_for(lambda: env.relay_calls() >= call_ids or uac.proc.poll() is not None, 15,
+             "node 2 to list every call")
+    assert env.relay_calls() >= call_ids, f"node 2 lists {env.relay_calls()}\n{uac.logs()}"
+    assert node_calls(env, full) == {occupant}
+    finish(env, uac, uas)
+    calls = capture_calls(env, cap)
+
+    assert set(calls) == call_ids
+    for call in calls.values():
+        check_sdp_rewritten(call, free_ip)
+        check_relayed_both_ways(call, free_ip)
+        assert not [p for p in call.sip if full_ip in (p.sdp_addr, p.sdp_origin)], call.ladder()
+    # Node 1 refused each call's offer once ("load limit"), then Kamailio asked node 2, which
+    # had every call and, after the BYEs, has none.
+    assert node_totals(env, full)["rejectedsessions"] - rejected_before == n
+    assert node_totals(env, free)["managedsessions"] - managed_before == n
+    assert node_calls(env, full) == {occupant}
+    assert not env.relay_calls() & call_ids
+    # Kamailio 5.6 says so once per call, at INFO (and without a line end, so the next log
+    # line runs on after it).
+    moved = f"proxy udp:{full} has reached its load limit (Parallel session limit reached) " \
+            "- trying next one"
+    log = env.kamailio.log_path.read_text(errors="replace")
+    assert log.count(moved) == n, f"{log.count(moved)} times {moved!r}\n{env.diagnostics()}"
