@@ -11,7 +11,7 @@
 #include <string>
 #include <vector>
 
-#include "controlplane/ng/bencode.h"
+#include "controlplane/frontend/ng/bencode.h"
 
 namespace rtpx::bench {
 

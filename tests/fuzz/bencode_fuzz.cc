@@ -1,5 +1,6 @@
 // libFuzzer target for the bencode codec of the NG control protocol. NG requests arrive as UDP
-// datagrams from SIP proxies, i.e. untrusted input. Checked properties (controlplane/ng/bencode.h):
+// datagrams from SIP proxies, i.e. untrusted input. Checked properties
+// (controlplane/frontend/ng/bencode.h):
 //  1. decode() never crashes, and a rejection is InvalidArgument "bencode: ... at offset N"
 //     with N within the input;
 //  2. for an accepted value v: decode(encode(v)) == v, and encoding is stable,
@@ -11,7 +12,7 @@
 #include <string>
 #include <string_view>
 
-#include "controlplane/ng/bencode.h"
+#include "controlplane/frontend/ng/bencode.h"
 
 namespace {
 

@@ -24,10 +24,10 @@
 #include <string>
 #include <string_view>
 
-#include "controlplane/ng/bencode.h"
-#include "controlplane/ng/ng_commands.h"
-#include "controlplane/ng/ng_server.h"
-#include "controlplane/session_manager.h"
+#include "controlplane/core/session_manager.h"
+#include "controlplane/frontend/ng/bencode.h"
+#include "controlplane/frontend/ng/ng_commands.h"
+#include "controlplane/frontend/ng/ng_server.h"
 #include "dataplane/flow.h"
 
 namespace {

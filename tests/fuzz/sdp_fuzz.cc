@@ -11,7 +11,7 @@
 #include <string>
 #include <string_view>
 
-#include "controlplane/sdp.h"
+#include "controlplane/core/sdp.h"
 
 namespace {
 

@@ -9,7 +9,7 @@
 #include <utility>
 #include <vector>
 
-#include "controlplane/session_manager.h"
+#include "controlplane/core/session_manager.h"
 #include "dataplane/flow.h"
 #include "dataplane/net_types.h"
 
