@@ -66,6 +66,19 @@ struct NeighborConfig {
                                   // (≤ 1 per retrans_ms) when media needs it
 };
 
+// STUN and DTLS on media ports (RFC 7983) go to the control plane through a ring per worker,
+// never through the relay (dataplane/slow_path.h).
+struct SlowPathConfig {
+  // Per flow: sustained packets per second, and how many at once. An ICE agent paces its
+  // checks (RFC 8445: Ta 50 ms by default) and a DTLS flight is a handful of datagrams;
+  // a flood of either from one source costs at most this much control-plane work.
+  uint32_t rate_pps = 50;
+  uint32_t burst = 20;
+  // Per worker: packets waiting for the control plane (1536 bytes each; the ring takes the
+  // next power of two above this: 512 slots, 768 KiB); more are dropped as slowpath_ring_full.
+  uint32_t ring_size = 511;
+};
+
 struct DataplaneConfig {
   EalConfig eal;
   std::vector<InterfaceConfig> interfaces;
@@ -75,6 +88,7 @@ struct DataplaneConfig {
   uint32_t flow_capacity = 262144;  // media directions (two per stream, RTP and RTCP separate)
   IdleConfig idle;
   NeighborConfig neighbor;
+  SlowPathConfig slow_path;
 };
 
 }  // namespace rtpx

@@ -2,7 +2,7 @@
 // cannot drift (VPP's error counters). Every packet a worker receives ends in exactly one of:
 // a reply it sends, an event it consumed, or a named drop — so
 //   rx_packets + handoffs_received == arp_replies + icmp_echo_replies + nd_advertisements
-//       + icmp6_echo_replies + neighbor_updates + relayed + handoffs_sent
+//       + icmp6_echo_replies + neighbor_updates + relayed + handoffs_sent + slowpath_packets
 //       + drops (every reason but tx_full and handoff_full)
 // holds at every quiescent point, and tests check it. tx_full and handoff_full happen after
 // the verdict: a packet already counted above (as a reply, relayed or handed off) that the
@@ -16,44 +16,49 @@
 
 namespace rtpx {
 
-#define RTPX_WORKER_EVENTS(X)                                                              \
-  X(rx_packets, "Packets received from the port")                                          \
-  X(rx_bytes, "Bytes received from the port")                                              \
-  X(tx_packets, "Packets handed to the port for transmission")                             \
-  X(tx_bytes, "Bytes handed to the port for transmission")                                 \
-  X(arp_replies, "ARP requests for an owned address answered")                             \
-  X(icmp_echo_replies, "ICMP echo requests answered")                                      \
-  X(nd_advertisements, "IPv6 neighbor solicitations answered")                             \
-  X(icmp6_echo_replies, "ICMPv6 echo requests answered")                                   \
-  X(neighbor_updates, "ARP replies and ND advertisements handed to the neighbor table")    \
-  X(relayed, "Media packets rewritten and sent on by a flow")                              \
-  X(handoffs_sent, "Media packets handed to the worker that owns their flow")              \
-  X(handoffs_received, "Media packets received from another worker for a flow owned here") \
-  X(resolve_requests, "Next hops this worker asked the main lcore to resolve")             \
-  X(neighbor_hints_lost, "Neighbor updates lost because the slow-path ring was full")      \
-  X(injected_tx, "Packets the main lcore asked this worker to transmit")                   \
-  X(busy_polls, "Receive polls that returned packets")                                     \
+#define RTPX_WORKER_EVENTS(X)                                                                 \
+  X(rx_packets, "Packets received from the port")                                             \
+  X(rx_bytes, "Bytes received from the port")                                                 \
+  X(tx_packets, "Packets handed to the port for transmission")                                \
+  X(tx_bytes, "Bytes handed to the port for transmission")                                    \
+  X(arp_replies, "ARP requests for an owned address answered")                                \
+  X(icmp_echo_replies, "ICMP echo requests answered")                                         \
+  X(nd_advertisements, "IPv6 neighbor solicitations answered")                                \
+  X(icmp6_echo_replies, "ICMPv6 echo requests answered")                                      \
+  X(neighbor_updates, "ARP replies and ND advertisements handed to the neighbor table")       \
+  X(relayed, "Media packets rewritten and sent on by a flow")                                 \
+  X(handoffs_sent, "Media packets handed to the worker that owns their flow")                 \
+  X(handoffs_received, "Media packets received from another worker for a flow owned here")    \
+  X(slowpath_packets, "STUN/DTLS packets copied to the slow-path ring for the control plane") \
+  X(resolve_requests, "Next hops this worker asked the main lcore to resolve")                \
+  X(neighbor_hints_lost, "Neighbor updates lost because the hint ring was full")              \
+  X(injected_tx, "Packets the main lcore asked this worker to transmit")                      \
+  X(busy_polls, "Receive polls that returned packets")                                        \
   X(idle_sleeps, "Times the worker slept because it was idle")
 
-#define RTPX_DROP_REASONS(X)                                                                  \
-  X(malformed, "Truncated or inconsistent L2/L3/L4 header")                                   \
-  X(l2_not_for_us, "Ethernet destination is neither this port nor broadcast/multicast")       \
-  X(unknown_ethertype, "Ethertype other than IPv4, IPv6 and ARP")                             \
-  X(arp_not_for_us, "ARP request for an address this node does not own")                      \
-  X(ip_not_for_us, "IP destination is not an address this node owns")                         \
-  X(ip_bad_checksum, "IPv4 header checksum wrong")                                            \
-  X(ip_fragment, "IP fragment (media is never fragmented; not reassembled)")                  \
-  X(ip_options, "IPv4 options or IPv6 extension headers")                                     \
-  X(unsupported_l4, "IP protocol or ICMP type this node does not handle")                     \
-  X(l4_bad_checksum, "ICMP/ICMPv6/UDP checksum wrong")                                        \
-  X(unknown_udp_port, "UDP to a port with no session")                                        \
-  X(flow_source_mismatch, "Strict source: not the source the flow latched to (RTP bleed)")    \
-  X(flow_no_destination, "Flow has no destination yet (offer not answered)")                  \
-  X(flow_no_route, "Next hop of the destination not resolved yet")                            \
-  X(flow_not_forwarding, "Media direction on hold or inactive")                               \
-  X(flow_too_big, "Rewritten packet larger than the egress MTU (IPv4 to IPv6 adds 20 bytes)") \
-  X(handoff_full, "Hand-off ring to the owning worker was full")                              \
-  X(nd_invalid, "Neighbor discovery message failing RFC 4861 validation")                     \
+#define RTPX_DROP_REASONS(X)                                                                   \
+  X(malformed, "Truncated or inconsistent L2/L3/L4 header")                                    \
+  X(l2_not_for_us, "Ethernet destination is neither this port nor broadcast/multicast")        \
+  X(unknown_ethertype, "Ethertype other than IPv4, IPv6 and ARP")                              \
+  X(arp_not_for_us, "ARP request for an address this node does not own")                       \
+  X(ip_not_for_us, "IP destination is not an address this node owns")                          \
+  X(ip_bad_checksum, "IPv4 header checksum wrong")                                             \
+  X(ip_fragment, "IP fragment (media is never fragmented; not reassembled)")                   \
+  X(ip_options, "IPv4 options or IPv6 extension headers")                                      \
+  X(unsupported_l4, "IP protocol or ICMP type this node does not handle")                      \
+  X(l4_bad_checksum, "ICMP/ICMPv6/UDP checksum wrong")                                         \
+  X(unknown_udp_port, "UDP to a port with no session")                                         \
+  X(flow_source_mismatch, "Strict source: not the source the flow latched to (RTP bleed)")     \
+  X(flow_no_destination, "Flow has no destination yet (offer not answered)")                   \
+  X(flow_no_route, "Next hop of the destination not resolved yet")                             \
+  X(flow_not_forwarding, "Media direction on hold or inactive")                                \
+  X(flow_too_big, "Rewritten packet larger than the egress MTU (IPv4 to IPv6 adds 20 bytes)")  \
+  X(flow_unknown_payload, "Empty, or first byte not RTP/RTCP, STUN or DTLS (RFC 7983)")        \
+  X(slowpath_rate_limited, "STUN/DTLS over its flow's slow-path rate (per-flow token bucket)") \
+  X(slowpath_ring_full, "Slow-path ring to the control plane was full")                        \
+  X(slowpath_too_big, "STUN/DTLS payload larger than a slow-path packet holds (1472 bytes)")   \
+  X(handoff_full, "Hand-off ring to the owning worker was full")                               \
+  X(nd_invalid, "Neighbor discovery message failing RFC 4861 validation")                      \
   X(tx_full, "Transmit queue full")
 
 enum class WorkerEvent : uint8_t {

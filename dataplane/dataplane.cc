@@ -65,6 +65,9 @@ Dataplane::Dataplane(const DataplaneConfig& cfg) : cfg_(cfg), start_ns_(monotoni
 absl::StatusOr<std::unique_ptr<Dataplane>> Dataplane::start(const DataplaneConfig& cfg) {
   if (cfg.interfaces.empty()) return absl::InvalidArgumentError("no interface configured");
   if (cfg.eal.worker_cpus.empty()) return absl::InvalidArgumentError("no worker configured");
+  if (cfg.slow_path.rate_pps == 0 || cfg.slow_path.burst == 0 || cfg.slow_path.ring_size == 0)
+    return absl::InvalidArgumentError(
+        "slow path: rate_pps, burst and ring_size must be at least 1");
   if (rte_lcore_count() < cfg.eal.worker_cpus.size() + 1)
     return absl::FailedPreconditionError(absl::StrCat("EAL has ", rte_lcore_count(),
                                                       " lcores; need 1 main + ",
@@ -215,13 +218,23 @@ absl::Status Dataplane::createWorkers() {
     w->stop = &stop_workers_;
     for (const auto& p : ports_) w->queues.push_back({p.addrs.port_id, uint16_t(i), &p.addrs});
     const int socket = static_cast<int>(rte_lcore_to_socket_id(w->lcore));
-    std::string inj = absl::StrCat("rtpx_inject_", i), slow = absl::StrCat("rtpx_slow_", i);
+    const std::string inj = absl::StrCat("rtpx_inject_", i);
+    const std::string hints = absl::StrCat("rtpx_hints_", i);
+    const std::string slow = absl::StrCat("rtpx_slowpath_", i);
     w->inject = rte_ring_create_elem(inj.c_str(), sizeof(InjectCommand), 1024, socket,
                                      RING_F_SP_ENQ | RING_F_SC_DEQ);
-    w->slow = rte_ring_create_elem(slow.c_str(), sizeof(NeighborHint), 1024, socket,
-                                   RING_F_SP_ENQ | RING_F_SC_DEQ);
-    if (w->inject == nullptr || w->slow == nullptr)
-      return absl::ResourceExhaustedError(absl::StrCat("cannot create rings for worker ", i));
+    w->hints = rte_ring_create_elem(hints.c_str(), sizeof(NeighborHint), 1024, socket,
+                                    RING_F_SP_ENQ | RING_F_SC_DEQ);
+    // Its own ring, not the hints': 1.5 KiB elements, and a STUN flood must not cost neighbor
+    // learning. SP/SC: the worker writes in place (zero-copy enqueue); pollSlowPath's callers
+    // are serialised by slow_mu_.
+    w->relay.slow_packets =
+        rte_ring_create_elem(slow.c_str(), sizeof(SlowPacket), cfg_.slow_path.ring_size, socket,
+                             RING_F_SP_ENQ | RING_F_SC_DEQ | RING_F_EXACT_SZ);
+    w->relay.slow_limit = SlowPathLimit::of(cfg_.slow_path.rate_pps, cfg_.slow_path.burst);
+    if (w->inject == nullptr || w->hints == nullptr || w->relay.slow_packets == nullptr)
+      return absl::ResourceExhaustedError(
+          absl::StrCat("cannot create rings for worker ", i, ": ", rte_strerror(rte_errno)));
     workers_.push_back(std::move(w));
   }
   for (const auto& p : ports_) ifaces_[p.addrs.port_id] = &p.addrs;
@@ -266,7 +279,8 @@ Dataplane::~Dataplane() {
       while (rte_ring_sc_dequeue_elem(w->inject, &c, sizeof c) == 0) rte_pktmbuf_free(c.mbuf);
     }
     rte_ring_free(w->inject);
-    rte_ring_free(w->slow);
+    rte_ring_free(w->hints);
+    rte_ring_free(w->relay.slow_packets);
     if (w->handoff != nullptr) {
       void* m;
       while (rte_ring_sc_dequeue(w->handoff, &m) == 0) rte_pktmbuf_free(static_cast<rte_mbuf*>(m));
@@ -282,7 +296,7 @@ void Dataplane::run(const std::atomic<bool>& stop, std::function<void(bool)> on_
   uint64_t last_tick = 0;
   while (!stop.load(std::memory_order_relaxed)) {
     const uint64_t now = monotonicNs();
-    drainSlowRings(now);
+    drainHintRings(now);
     if (now - last_tick >= 100'000'000ull) {
       last_tick = now;
       neighbors_.age(now, uint64_t(cfg_.neighbor.reachable_ms) * 1'000'000ull);
@@ -301,12 +315,12 @@ void Dataplane::run(const std::atomic<bool>& stop, std::function<void(bool)> on_
   stopWorkers();
 }
 
-void Dataplane::drainSlowRings(uint64_t now_ns) {
+void Dataplane::drainHintRings(uint64_t now_ns) {
   for (auto& w : workers_) {
     NeighborHint hints[32];
     unsigned n;
-    while ((n = rte_ring_sc_dequeue_burst_elem(w->slow, hints, sizeof(NeighborHint), 32, nullptr)) >
-           0) {
+    while ((n = rte_ring_sc_dequeue_burst_elem(w->hints, hints, sizeof(NeighborHint), 32,
+                                               nullptr)) > 0) {
       for (unsigned i = 0; i < n; ++i) {
         if (hints[i].resolve != 0) {
           addResolve(hints[i].port, hints[i].ip, now_ns);
@@ -395,8 +409,53 @@ void Dataplane::sendProbe(const Resolve& r) {
   const bool built =
       port != nullptr && (r.ip.isV4() ? buildArpRequest(m, port->addrs, r.ip)
                                       : buildNeighborSolicitation(m, port->addrs, r.ip));
-  InjectCommand cmd{m, r.port, {}};
-  if (!built || rte_ring_sp_enqueue_elem(w.inject, &cmd, sizeof cmd) != 0) rte_pktmbuf_free(m);
+  if (!built) {
+    rte_pktmbuf_free(m);
+    return;
+  }
+  inject(m, r.port);
+}
+
+bool Dataplane::inject(rte_mbuf* m, uint16_t port) {
+  InjectCommand cmd{m, port, {}};
+  std::lock_guard lk(inject_mu_);
+  if (rte_ring_sp_enqueue_elem(workers_.front()->inject, &cmd, sizeof cmd) == 0) return true;
+  rte_pktmbuf_free(m);
+  return false;
+}
+
+std::size_t Dataplane::pollSlowPath(std::span<SlowPacket> out) {
+  std::lock_guard lk(slow_mu_);
+  const size_t nw = workers_.size();
+  size_t n = 0;
+  for (size_t i = 0; i < nw && n < out.size(); ++i) {
+    rte_ring* r = workers_[(slow_next_ + i) % nw]->relay.slow_packets;
+    n += rte_ring_sc_dequeue_burst_elem(r, out.data() + n, sizeof(SlowPacket),
+                                        static_cast<unsigned>(out.size() - n), nullptr);
+  }
+  // Start with the next worker next time: one busy worker does not starve the others.
+  if (nw != 0) slow_next_ = (slow_next_ + 1) % nw;
+  return n;
+}
+
+absl::Status Dataplane::sendFromFlow(FlowId id, const Endpoint& to,
+                                     std::span<const uint8_t> payload) {
+  absl::StatusOr<FlowSpec> spec = flows_->spec(id);
+  if (!spec.ok()) return spec.status();
+  const Worker& w = *workers_.front();
+  rte_mbuf* m = rte_pktmbuf_alloc(pools_[rte_lcore_to_socket_id(w.lcore)]);
+  if (m == nullptr) return absl::ResourceExhaustedError("slow path: no mbuf free");
+  IpAddr hop;
+  absl::Status st =
+      buildFlowPacket(m, *spec, to, payload, ifaces_.data(), kMaxPorts, neighbors_, &hop);
+  if (!st.ok()) {
+    rte_pktmbuf_free(m);
+    if (absl::IsUnavailable(st)) requestResolve(spec->ingress_port, hop);
+    return st;
+  }
+  if (!inject(m, spec->ingress_port))
+    return absl::ResourceExhaustedError("slow path: worker 0's inject ring is full");
+  return absl::OkStatus();
 }
 
 void Dataplane::refreshPortStats() {

@@ -1,6 +1,7 @@
 // The dataplane as one object: EAL start-up, mbuf pools per NUMA socket, port configuration
 // (RSS and checksum offloads where the port offers them), one worker per configured lcore, and
-// the main lcore's control loop (neighbor resolution, slow-path rings, statistics).
+// the main lcore's control loop (neighbor resolution, statistics), and the slow path's seam to
+// the control plane (pollSlowPath / sendFromFlow).
 #pragma once
 
 #include <absl/status/status.h>
@@ -13,6 +14,7 @@
 #include <memory>
 #include <mutex>
 #include <optional>
+#include <span>
 #include <string>
 #include <vector>
 
@@ -21,6 +23,7 @@
 #include "dataplane/flow.h"
 #include "dataplane/interface.h"
 #include "dataplane/neighbor_table.h"
+#include "dataplane/slow_path.h"
 #include "dataplane/worker.h"
 
 namespace rtpx {
@@ -103,6 +106,20 @@ class Dataplane {
   // Thread-safe: asks the main lcore to resolve `next_hop` on `port` and keep it fresh.
   void requestResolve(uint16_t port, const IpAddr& next_hop);
 
+  // The slow path (dataplane/slow_path.h). Thread-safe, for any thread (EAL or not); never
+  // waits for a worker.
+  // Copies into `out` up to out.size() STUN/DTLS packets the workers have set aside, taking
+  // from each worker's ring in turn; returns how many. The rings are bounded: what the control
+  // plane does not take in time is dropped by the workers (slowpath_ring_full).
+  std::size_t pollSlowPath(std::span<SlowPacket> out);
+  // Sends `payload` from flow `id`'s local endpoint (its rtpx address:port, on its ingress
+  // port) to `to`, through worker 0's inject ring: one UDP datagram, never fragmented.
+  // UNAVAILABLE while the next hop is being resolved (asked for here; try again later),
+  // NOT_FOUND for an unknown flow, RESOURCE_EXHAUSTED when no mbuf or ring slot is free, and
+  // the errors of buildFlowPacket. The flow is looked up as FlowTable::spec does: call it
+  // where the flow table's writers are serialised (the session manager's lock).
+  absl::Status sendFromFlow(FlowId id, const Endpoint& to, std::span<const uint8_t> payload);
+
  private:
   struct Port {
     InterfaceConfig cfg;
@@ -122,7 +139,9 @@ class Dataplane {
   absl::Status configurePorts();
   absl::Status createWorkers();
   void stopWorkers();
-  void drainSlowRings(uint64_t now_ns);
+  void drainHintRings(uint64_t now_ns);
+  // Hands `m` to worker 0 for `port`; takes the mbuf either way. False if its ring is full.
+  bool inject(rte_mbuf* m, uint16_t port);
   void resolveTick(uint64_t now_ns);
   void sendProbe(const Resolve& r);
   void addResolve(uint16_t port, const IpAddr& ip, uint64_t now_ns);
@@ -150,6 +169,9 @@ class Dataplane {
   std::vector<uint64_t> last_loops_;
   uint64_t last_heartbeat_check_ns_ = 0;
   std::atomic<bool> ready_{false};
+  std::mutex inject_mu_;  // producers of the inject rings: the main lcore and sendFromFlow
+  std::mutex slow_mu_;    // consumers of the slow-path rings (pollSlowPath callers)
+  size_t slow_next_ = 0;  // the worker pollSlowPath starts with (guarded by slow_mu_)
 
   mutable std::mutex port_stats_mu_;  // control side only: main lcore writes, RPC threads read
   std::vector<PortSnapshot> port_stats_;

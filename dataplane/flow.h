@@ -46,9 +46,12 @@ struct FlowSpec {
   // Source the SDP announced for this direction's sender; informational (NAT rewrites it):
   // the flow latches to the first real source and is strict after that.
   Endpoint announced_source;
-  bool forward = true;         // false: count and drop (hold, recvonly/inactive media)
-  bool strict_source = true;   // after latching, drop packets from other sources
-  bool rtcp = false;           // an RTCP-only port (no RTP statistics)
+  bool forward = true;        // false: count and drop (hold, recvonly/inactive media)
+  bool strict_source = true;  // after latching, drop packets from other sources
+  bool rtcp = false;          // an RTCP-only port (no RTP statistics)
+  // An RTP profile: the first byte tells media from STUN/DTLS (RFC 7983), which go to the slow
+  // path. false: plain UDP (UDPTL for T.38, ...), relayed whatever its first byte.
+  bool demux = true;
   uint32_t clock_rate = 8000;  // RTP clock of the main payload, for jitter (RFC 3550 A.8)
 };
 
@@ -73,6 +76,9 @@ struct FlowStats {
   uint32_t rtp_seq_errors = 0;  // jumps beyond MAX_DROPOUT / MAX_MISORDER (RFC 3550 A.1)
   double jitter_ms = 0;
   uint64_t rtcp_packets = 0;
+  // STUN/DTLS handed to the control plane (dataplane/slow_path.h); not in `packets`, which
+  // counts media (RTP/RTCP by the first byte, RFC 7983) only.
+  uint64_t slowpath_packets = 0;
 };
 
 using FlowId = uint32_t;
@@ -106,6 +112,8 @@ class FlowTable {
   // then (the session manager's tick does) so that memory comes back when no writer runs.
   void reclaim();
   absl::StatusOr<FlowStats> stats(FlowId id) const;
+  // The flow's current spec; like stats(), on the control side (serialised with the writers).
+  absl::StatusOr<FlowSpec> spec(FlowId id) const;
   // Packets received so far (stats().packets, without the rest); 0 for an unknown id.
   uint64_t packets(FlowId id) const;
   // The worker's clock (CLOCK_MONOTONIC ns) at the latest packet it accepted (from the

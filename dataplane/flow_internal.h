@@ -49,7 +49,7 @@ struct RtpState {
 // Laid out for the packet path: line 0 holds what it reads first and what the reverse
 // direction's worker reads (spec, reverse, owner, latch; written rarely), lines 1-2 what the
 // owner writes per packet (nobody else writes them: no false sharing), then the counters of
-// the unusual outcomes. A packet touches three lines of its flow.
+// the unusual outcomes and the slow path. A media packet touches three lines of its flow.
 class alignas(64) Flow {
  public:
   // Latch: written by the owner only, read by the reverse direction's worker and the stats path.
@@ -98,6 +98,10 @@ class alignas(64) Flow {
   RtpState rtp;  // owner only
   Counter dropped_source, dropped_no_destination, dropped_no_route, dropped_not_forwarding,
       rtcp_packets, rtp_seq_errors;
+  // The slow path (STUN/DTLS, dataplane/slow_path.h): rare, so on the cold line. The rate
+  // limit's theoretical arrival time is owner only, like `rtp`.
+  uint64_t slow_tat_ns = 0;
+  Counter slowpath_packets;
 };
 static_assert(sizeof(Flow) == 4 * 64, "a flow is four cache lines; the packet path uses three");
 

@@ -210,7 +210,14 @@ absl::StatusOr<FlowStats> FlowTable::stats(FlowId id) const {
   s.rtp_seq_errors = static_cast<uint32_t>(f->rtp_seq_errors.read());
   s.jitter_ms = static_cast<double>(f->jitter_ns.load(std::memory_order_relaxed)) / 1e6;
   s.rtcp_packets = f->rtcp_packets.read();
+  s.slowpath_packets = f->slowpath_packets.read();
   return s;
+}
+
+absl::StatusOr<FlowSpec> FlowTable::spec(FlowId id) const {
+  const Flow* f = get(by_id_, id);
+  if (f == nullptr) return absl::NotFoundError(absl::StrCat("flow: unknown id ", id));
+  return f->spec.load(std::memory_order_acquire)->spec;
 }
 
 Flow* FlowTable::lookup(const IpAddr& local, uint16_t port_be) const noexcept {

@@ -10,6 +10,9 @@
 
 #include "dataplane/counters.h"
 #include "dataplane/interface.h"
+#include "dataplane/slow_path.h"
+
+struct rte_ring;
 
 namespace rtpx {
 
@@ -34,6 +37,11 @@ struct RelayContext {
   uint16_t n_ifaces = 0;
   int32_t worker = 0;
   uint64_t now_ns = 0;
+  // The slow path (dataplane/slow_path.h): this worker's SP/SC ring of SlowPacket towards the
+  // control plane (null: every STUN/DTLS packet is dropped as slowpath_ring_full), and the
+  // per-flow rate limit.
+  rte_ring* slow_packets = nullptr;
+  SlowPathLimit slow_limit;
 
   // Next-hop MACs resolved during the burst stamped `now_ns`: a burst reads the neighbor table
   // once per next hop (usually one gateway) instead of once per packet. A neighbor update is

@@ -6,6 +6,9 @@
 
 #include <rte_mbuf.h>
 
+#include <cstdint>
+#include <span>
+
 #include "dataplane/flow_internal.h"
 #include "dataplane/ingress.h"
 
@@ -17,5 +20,12 @@ FlowKey flowKeyOf(const rte_mbuf* m) noexcept;
 // relayUdp after the lookup: `f` is the packet's flow, or null if there is none.
 IngressResult relayFlow(rte_mbuf* m, Flow* f, const RelayContext& ctx, WorkerCounters& c,
                         bool handoff) noexcept;
+
+// Fills `m` (empty) with a whole Ethernet/IP/UDP frame carrying `payload` from `src` to `dst`
+// (same family), headers as the relay writes them (TTL 64, IPv4 DF, TOS 0), checksums by the
+// port's offloads where `out` has them, else in software. False if it does not fit the mbuf.
+bool writeUdpPacket(rte_mbuf* m, const InterfaceAddrs& out, const MacAddr& next_mac,
+                    const Endpoint& src, const Endpoint& dst,
+                    std::span<const uint8_t> payload) noexcept;
 
 }  // namespace rtpx

@@ -53,7 +53,7 @@ void flush(Worker& w, TxBatch& b) noexcept {
 }
 
 void dispatch(Worker& w, rte_mbuf* m, IngressResult& r, uint16_t in_port, TxBatch& b) noexcept {
-  if (r.has_hint && rte_ring_sp_enqueue_elem(w.slow, &r.hint, sizeof(NeighborHint)) != 0)
+  if (r.has_hint && rte_ring_sp_enqueue_elem(w.hints, &r.hint, sizeof(NeighborHint)) != 0)
     w.counters.count(WorkerEvent::neighbor_hints_lost);  // the resolver retries
   switch (r.verdict) {
     case Verdict::kTransmit: {
@@ -148,18 +148,6 @@ uint16_t drainHandoffs(Worker& w, TxBatch& b) noexcept {
   return static_cast<uint16_t>(n);
 }
 
-// Packets the main lcore wants sent. Each port's TX queue `index` belongs to this worker.
-void drainInjectRing(Worker& w) noexcept {
-  InjectCommand cmds[16];
-  const unsigned n =
-      rte_ring_sc_dequeue_burst_elem(w.inject, cmds, sizeof(InjectCommand), 16, nullptr);
-  for (unsigned i = 0; i < n; ++i) {
-    rte_mbuf* m = cmds[i].mbuf;
-    w.counters.count(WorkerEvent::injected_tx);
-    transmit(w, cmds[i].port, static_cast<uint16_t>(w.index), &m, 1);
-  }
-}
-
 void idleSleep(Worker& w, uint32_t us) noexcept {
   // Offline while asleep so RCU grace periods do not wait for a sleeping worker.
   rte_rcu_qsbr_thread_offline(w.qsbr, w.index);
@@ -170,6 +158,19 @@ void idleSleep(Worker& w, uint32_t us) noexcept {
 }
 
 }  // namespace
+
+// Packets the main lcore or the control plane wants sent. Each port's TX queue `index`
+// belongs to this worker.
+void drainInjectRing(Worker& w) noexcept {
+  InjectCommand cmds[16];
+  const unsigned n =
+      rte_ring_sc_dequeue_burst_elem(w.inject, cmds, sizeof(InjectCommand), 16, nullptr);
+  for (unsigned i = 0; i < n; ++i) {
+    rte_mbuf* m = cmds[i].mbuf;
+    w.counters.count(WorkerEvent::injected_tx);
+    transmit(w, cmds[i].port, static_cast<uint16_t>(w.index), &m, 1);
+  }
+}
 
 uint32_t pollOnce(Worker& w) noexcept {
   TxBatch batch;

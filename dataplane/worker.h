@@ -18,7 +18,8 @@
 
 namespace rtpx {
 
-// main lcore → worker: a packet to transmit (ARP/ND requests, later slow-path answers).
+// main lcore or control plane → worker: a packet to transmit (ARP/ND requests, slow-path
+// answers from Dataplane::sendFromFlow). The worker owns the mbuf once it is on the ring.
 struct InjectCommand {
   rte_mbuf* mbuf;
   uint16_t port;
@@ -39,11 +40,13 @@ struct alignas(64) Worker {
   std::vector<WorkerQueue> queues;  // fixed before launch
   IdleConfig idle;
   uint16_t rx_burst = 32;
-  rte_ring* inject = nullptr;    // SP/SC, InjectCommand
-  rte_ring* slow = nullptr;      // SP/SC, NeighborHint
+  rte_ring* inject = nullptr;    // SP/SC, InjectCommand (producers serialised by Dataplane)
+  rte_ring* hints = nullptr;     // SP/SC, NeighborHint, to the main lcore
   rte_ring* handoff = nullptr;   // MP/SC, rte_mbuf*: packets of flows this worker owns
   std::vector<rte_ring*> peers;  // every worker's handoff ring, by worker index
-  RelayContext relay;            // flows, neighbors, interfaces; now_ns set per burst
+  // Flows, neighbors, interfaces, the slow-path ring (SP/SC, SlowPacket, to the control
+  // plane) and its rate limit; now_ns set per burst.
+  RelayContext relay;
   rte_rcu_qsbr* qsbr = nullptr;
   const std::atomic<bool>* stop = nullptr;
 
@@ -60,5 +63,9 @@ int workerMain(void* arg);
 // bursts. Returns the packets it handled. workerMain calls it; tests and the instruction-count
 // driver call it directly on ring ports.
 uint32_t pollOnce(Worker& w) noexcept;
+
+// Transmits what is on the inject ring (up to 16 packets). workerMain calls it every 16 loops
+// and before it sleeps; tests call it directly.
+void drainInjectRing(Worker& w) noexcept;
 
 }  // namespace rtpx

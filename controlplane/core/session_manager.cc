@@ -129,6 +129,7 @@ struct SideView {
   sdp::Direction direction = sdp::Direction::kSendRecv;
   bool seen = false;
   bool mux = false;
+  bool rtp_profile = true;  // RTP/AVP, RTP/SAVPF, ...: RFC 7983 demux; not plain UDP (udptl)
 
   bool muxOrUnknown() const { return seen ? mux : true; }
   bool sendsMedia() const { return seen ? sends(direction) : true; }
@@ -228,6 +229,7 @@ struct SessionManager::Call {
         v.clock_rate = lm.clock_rate;
         v.direction = lm.direction;
         v.mux = lm.mux;
+        v.rtp_profile = lm.proto.find("RTP") != std::string::npos;
       }
     }
     return out;
@@ -371,7 +373,8 @@ bool sameSpec(const FlowSpec& a, const FlowSpec& b) {
          a.egress_port == b.egress_port && sameEndpoint(a.egress_local, b.egress_local) &&
          sameEndpoint(a.destination, b.destination) &&
          sameEndpoint(a.announced_source, b.announced_source) && a.forward == b.forward &&
-         a.strict_source == b.strict_source && a.rtcp == b.rtcp && a.clock_rate == b.clock_rate;
+         a.strict_source == b.strict_source && a.rtcp == b.rtcp && a.clock_rate == b.clock_rate &&
+         a.demux == b.demux;
 }
 
 }  // namespace
@@ -622,6 +625,8 @@ FlowSpec flowSpec(const Sides& s, const MediaView& m, int x, bool rtcp) {
   f.strict_source = true;
   f.rtcp = rtcp;
   f.clock_rate = from.clock_rate;
+  // Plain UDP (UDPTL for T.38) on either side: relayed as it comes, no first-byte demux.
+  f.demux = from.rtp_profile && to.rtp_profile;
   return f;
 }
 

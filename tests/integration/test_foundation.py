@@ -190,8 +190,8 @@ def test_malformed_frames_dropped_by_name_and_service_continues(rtpxd):
 
 
 def test_every_received_packet_is_accounted_for(rtpxd):
-    """rx + handoffs in == replies + neighbor updates + relayed + handoffs out + drops
-    (dataplane/counters.h), once traffic settles."""
+    """rx + handoffs in == replies + neighbor updates + relayed + handoffs out + slow-path
+    packets + drops (dataplane/counters.h), once traffic settles."""
     rtpxd.in_ns("ping", "-c", "3", "-i", "0.05", rtpxd.RTPX_V4)
     send_udp(rtpxd, rtpxd.RTPX_V4, 40000, 3)
     time.sleep(0.3)
@@ -201,7 +201,7 @@ def test_every_received_packet_is_accounted_for(rtpxd):
                 if x["name"] not in ("tx_full", "handoff_full"))
     handled = (c["arp_replies"] + c["icmp_echo_replies"] + c["nd_advertisements"]
                + c["icmp6_echo_replies"] + c["neighbor_updates"] + c["relayed"]
-               + c["handoffs_sent"] + drops)
+               + c["handoffs_sent"] + c["slowpath_packets"] + drops)
     assert c["rx_packets"] + c["handoffs_received"] == handled, (c, drops)
 
 

@@ -111,6 +111,31 @@ def test_latching_to_nat_port_and_strict_source(relay):
     c.delete()
 
 
+def test_stun_and_dtls_go_to_the_slow_path_not_to_the_peer(relay):
+    """RFC 7983: STUN (first byte 0-3) and DTLS (20-63) on a media port are set aside for the
+    control plane (slowpath_packets), never relayed, and never latch the flow."""
+    d = relay
+    c = Call(d)
+    stun = "000100002112a442b7e7a701bc34d686fa87dfae"  # Binding request (RFC 8489 §5)
+    dtls = "16fefd0000000000000000000101"  # DTLS 1.2 handshake record, 1 byte of body
+    before = d.counter("slowpath_packets")
+    pb = peer(d, f"{B_IP}:{c.b_port}", timeout=1.5)  # where A's media would go
+    for raw in (stun, dtls):
+        result(peer(d, f"{A_IP}:{c.a_port + 10}", f"{d.RTPX_V4}:{c.pa}", count=1, raw=raw,
+                    timeout=0.2))
+    d.wait_for(lambda: d.counter("slowpath_packets") == before + 2, what="2 slow-path packets")
+    assert result(pb)["received"] == []
+    # A's media latches A's flow to A's media port, not to the STUN's: B's media comes back there.
+    pa = peer(d, f"{A_IP}:{c.a_port}", f"{d.RTPX_V4}:{c.pa}", count=5, interval=20, expect=5,
+              timeout=6, start_delay=0.3)
+    pb = peer(d, f"{B_IP}:{c.b_port}", f"{d.RTPX_V4}:{c.pb}", count=5, interval=20, expect=5,
+              timeout=6, start_delay=0.6)
+    ra, rb = result(pa), result(pb)
+    assert [r["data"] for r in rb["received"]] == ra["sent"]
+    assert [r["data"] for r in ra["received"]] == rb["sent"]
+    c.delete()
+
+
 def test_tshark_sees_clean_rtp_streams(relay, tmp_path):
     d = relay
     c = Call(d)

@@ -193,9 +193,12 @@ struct RelayRig {
     REQUIRE(nt->confirm(0, ip("192.0.2.31"), m31, 1));
   }
   // One packet from 192.0.2.10:4000 to 192.0.2.2:`port`; returns the verdict and output frame.
+  // Its payload looks like RTP (first byte 0x80, RFC 7983): anything else is not relayed.
   std::pair<rtpx::IngressResult, Bytes> send(const FlowTable& t, uint16_t port) {
     rtpx::RelayContext ctx{&t, nt.get(), ifaces.data(), 8, 0, 1000000000};
-    MbufPtr m = makeMbuf(udpFrame({192, 0, 2, 2}, port, Bytes(40, 0x5a)));
+    Bytes payload(40, 0x5a);
+    payload[0] = 0x80;
+    MbufPtr m = makeMbuf(udpFrame({192, 0, 2, 2}, port, payload));
     auto r = rtpx::handleIngress(m.get(), ifc, c, &ctx);
     return {r, frameOf(m.get())};
   }

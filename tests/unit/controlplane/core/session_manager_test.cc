@@ -496,6 +496,20 @@ TEST_CASE("the advertised address goes into SDP, the local one into flows", "[se
   CHECK_FALSE(h.flows->lookup(ip("203.0.113.77"), rte_cpu_to_be_16(30000)));
 }
 
+TEST_CASE("a T.38 (udptl) m= line is relayed as plain UDP, without RTP's first-byte demux",
+          "[sessions]") {
+  Harness h;
+  const std::string t38 = "m=image 4100 udptl t38\na=T38FaxVersion:0\n";
+  h.offer("fax", "a", simpleSdp("alice", "192.0.2.10", 4000) + crlf(t38));
+  h.answer("fax", "a", "b",
+           simpleSdp("bob", "192.0.2.20", 5000) + crlf("m=image 5100 udptl t38\n"));
+  CHECK(h.specAt("192.0.2.2", 30000).demux);  // the audio
+  const CallInfo info = h.query("fax");
+  REQUIRE(info.media.size() == 2);
+  const uint16_t fax_port = info.media[1].directions[0].local.port;
+  CHECK_FALSE(h.specAt("192.0.2.2", fax_port).demux);
+}
+
 TEST_CASE("ICE attributes are removed unless kept", "[sessions]") {
   Harness h;
   const std::string ice =
