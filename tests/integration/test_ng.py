@@ -5,7 +5,7 @@ there is a warning, the tags a query or delete reports, and the SDP's structure 
 and ports normalised (a port becomes "new", or the step that first returned it, so which
 replies reuse a port is compared too). Every intended difference is listed in KNOWN_ALWAYS or
 KNOWN with a one-line reason; any other difference, or a listed one that went away, fails. Then rtpx-only behaviour: malformed requests change
-nothing, and 2,000 calls of churn leave no call, flow or port behind with flat memory.
+nothing, and 2 x 10,000 calls of churn leave no call, flow or port behind with flat memory.
 
 rtpengine runs on the host's loopback (userspace forwarding, --delete-delay=0); rtpxd in its
 own namespace with NG on a free loopback port. Both are shared by the module."""
@@ -550,8 +550,11 @@ def churn(ng, n, tag):
     return cached
 
 
+CHURN_CALLS = 10_000
+
+
 def test_churn_leaves_nothing_and_memory_flat(ng_rtpx, rtpx):
-    """2,000 calls over NG, twice. The gauges return to zero, and RSS after the second round
+    """10,000 calls over NG, twice. The gauges return to zero, and RSS after the second round
     stays within 1 MiB of the first once two things that grow by design are counted:
      - the cookie cache holds every reply for 30-60 s, as rtpengine's does (both rounds fall in
        one cache generation): the replies' bytes plus ~150 B per entry;
@@ -559,19 +562,19 @@ def test_churn_leaves_nothing_and_memory_flat(ng_rtpx, rtpx):
        of its preallocated key store (48 B) for the first time until all have been used."""
     ng = ng_rtpx
     zero = {"rtpx_calls": 0, "rtpx_flows": 0, "rtpx_media_port_pairs_in_use": 0}
-    churn(ng, 2000, "r1")
+    churn(ng, CHURN_CALLS, "r1")
     rtpx.wait_for(lambda: metrics(rtpx) == zero, timeout=5, what=f"gauges at zero: {zero}")
     rss1 = rss_kib(rtpx.proc.pid)
-    cached = churn(ng, 2000, "r2")
+    cached = churn(ng, CHURN_CALLS, "r2")
     rtpx.wait_for(lambda: metrics(rtpx) == zero, timeout=5, what=f"gauges at zero: {zero}")
     rss2 = rss_kib(rtpx.proc.pid)
-    cache_kib = (cached + 3 * 2000 * 150) // 1024
-    keys_kib = 4 * 2000 * 48 // 1024
+    cache_kib = (cached + 3 * CHURN_CALLS * 150) // 1024
+    keys_kib = 4 * CHURN_CALLS * 48 // 1024
     allowed = cache_kib + keys_kib + 1024
     print(f"RSS {rss1} -> {rss2} KiB (+{rss2 - rss1}); allowed {allowed} KiB "
           f"(cache {cache_kib}, flow keys {keys_kib})")
     assert rss2 - rss1 <= allowed, \
-        f"RSS grew {rss2 - rss1} KiB over 2,000 calls, more than {allowed} KiB"
+        f"RSS grew {rss2 - rss1} KiB over {CHURN_CALLS:,} calls, more than {allowed} KiB"
 
 
 # --- limits: an rtpxd with room for one call ------------------------------------------------------
