@@ -372,23 +372,16 @@ absl::Status apply(const toml::table& root, Config& c) {
     if (c.dev_netns.host_ifname.size() > 15 || c.dev_netns.peer_ifname.size() > 15)
       return InvalidArgumentError("config dev_netns: interface names are at most 15 characters");
   }
-  if (auto* t = section(root, "grpc", st)) {
-    Reader r{*t, "grpc"};
-    r.only({"listen"});
-    r.str("listen", c.grpc_listen);
-    if (!r.status.ok()) return r.status;
-  }
-  if (auto* t = section(root, "ng", st)) {
-    Reader r{*t, "ng"};
-    r.only({"listen"});
-    r.str("listen", c.ng_listen);
-    if (!r.status.ok()) return r.status;
-  }
-  if (auto* t = section(root, "http", st)) {
-    Reader r{*t, "http"};
-    r.only({"listen"});
-    r.str("listen", c.http_listen);
-    if (!r.status.ok()) return r.status;
+  // The control interfaces: one `listen` key each.
+  for (const auto& [name, listen] : {std::pair<const char*, std::string*>{"grpc", &c.grpc_listen},
+                                     {"ng", &c.ng_listen},
+                                     {"http", &c.http_listen}}) {
+    if (auto* t = section(root, name, st)) {
+      Reader r{*t, name};
+      r.only({"listen"});
+      r.str("listen", *listen);
+      if (!r.status.ok()) return r.status;
+    }
   }
   if (auto* t = section(root, "log", st)) {
     Reader r{*t, "log"};
