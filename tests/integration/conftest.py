@@ -19,15 +19,8 @@ def _tag():
 def rtpxd():
     """One rtpxd shared by a test module; checks it shuts down cleanly afterwards."""
     d = Rtpxd(_tag())
-    try:
-        d.start()
+    with d.running():
         yield d
-        rc = d.stop()
-        assert rc == 0, f"rtpxd exited with {rc}:\n{d.read_log()}"
-    finally:
-        if d.proc and d.proc.poll() is None:
-            d.stop()
-        d.cleanup()
 
 
 @pytest.fixture

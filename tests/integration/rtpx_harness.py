@@ -1,6 +1,7 @@
 """Starts a real rtpxd for a test: its own network namespace and veth pair, its own gRPC and
 HTTP ports, its own EAL file prefix, so tests never touch the host's routes, nor an rtpxd that
 `tools/run` may have running."""
+import contextlib
 import json
 import os
 import signal
@@ -92,6 +93,20 @@ listen = "{self.ng_listen}"
         self.proc = None
 
     # --- lifecycle ---
+    @contextlib.contextmanager
+    def running(self):
+        """Starts rtpxd and yields it; afterwards checks that it shut down cleanly, and removes
+        its namespace and links whatever happened."""
+        try:
+            self.start()
+            yield self
+            rc = self.stop()
+            assert rc == 0, f"rtpxd exited with {rc}:\n{self.read_log()}"
+        finally:
+            if self.proc and self.proc.poll() is None:
+                self.stop()
+            self.cleanup()
+
     def start(self, timeout=30):
         self.config_path.write_text(self.config)
         self.log = open(self.log_path, "w")

@@ -119,15 +119,8 @@ SDP_C = sdp("carol", C_IP, 6000)
 @pytest.fixture(scope="module")
 def rtpx():
     d = Rtpxd(f"{os.getpid() % 1000}n")
-    try:
-        d.start()
+    with d.running():
         yield d
-        rc = d.stop()
-        assert rc == 0, f"rtpxd exited with {rc}:\n{d.read_log()}"
-    finally:
-        if d.proc and d.proc.poll() is None:
-            d.stop()
-        d.cleanup()
 
 
 @pytest.fixture(scope="module")
@@ -584,15 +577,8 @@ def small():
     """max_sessions = 1 and three port pairs: one call fits, with one pair to spare."""
     d = Rtpxd(f"{os.getpid() % 1000}m",
               extra_toml="[sessions]\nmax_sessions = 1\nport_min = 30000\nport_max = 30005\n")
-    try:
-        d.start()
+    with d.running():
         yield d
-        rc = d.stop()
-        assert rc == 0, f"rtpxd exited with {rc}:\n{d.read_log()}"
-    finally:
-        if d.proc and d.proc.poll() is None:
-            d.stop()
-        d.cleanup()
 
 
 @pytest.fixture

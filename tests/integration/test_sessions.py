@@ -29,19 +29,12 @@ def _running(extra_toml):
     """A started rtpxd with the test's peer addresses; checks it stops cleanly."""
     _daemons[0] += 1
     d = Rtpxd(f"{os.getpid() % 1000}s{_daemons[0]}", extra_toml=extra_toml)
-    try:
-        d.start()
+    with d.running():
         for ip in (A_IP, A2_IP, B_IP, C_IP):
             d.in_ns("ip", "addr", "add", f"{ip}/24", "dev", d.peer_if)
         for ip in (A6_IP, B6_IP):
             d.in_ns("ip", "-6", "addr", "add", f"{ip}/64", "dev", d.peer_if, "nodad")
         yield d
-        rc = d.stop()
-        assert rc == 0, f"rtpxd exited with {rc}:\n{d.read_log()}"
-    finally:
-        if d.proc and d.proc.poll() is None:
-            d.stop()
-        d.cleanup()
 
 
 @pytest.fixture(scope="module")
